@@ -1,0 +1,5 @@
+"""`python -m processor` = the `opens` command (used to start workers as subprocesses)."""
+
+from processor.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The `opens` command line (DESIGN §4)."""

@@ -1,0 +1,86 @@
+"""`opens`: one entry point for every command (DESIGN §4)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from processor.cli.context import settings_from
+from processor.cli.output import console, err_console
+from processor.cli.stack_cmds import stack_app
+from processor.errors import OpensError
+
+app = typer.Typer(
+    name="opens",
+    help="Email open tracking from CloudFront logs: Kinesis → Kafka/Faust → ClickHouse.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(stack_app, name="stack")
+schema_app = typer.Typer(help="ClickHouse schema migrations.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """Settings come from OPENS_* variables (and .env); built once, here."""
+    settings_from(ctx)
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning"),
+) -> None:
+    """Run the worker: Kinesis source, Faust agents, ClickHouse sink, /healthz and /metrics."""
+    from processor.worker import run_worker
+
+    run_worker(settings_from(ctx), loglevel=loglevel)
+
+
+@schema_app.command("apply")
+def schema_apply(ctx: typer.Context) -> None:
+    """Create or migrate the ClickHouse schema (idempotent)."""
+    from processor.sinks.clickhouse.client import ClickHouseTarget, connect
+    from processor.sinks.clickhouse.schema import apply_migrations
+
+    s = settings_from(ctx)
+    target = ClickHouseTarget.parse(s.clickhouse_dsn, s.clickhouse_database)
+    client = connect(target)
+    try:
+        applied = apply_migrations(client, target.database)
+    finally:
+        client.close()
+    if applied:
+        for mig in applied:
+            console.print(f"applied {mig.version:04d}_{mig.name}")
+    else:
+        console.print(f"schema of {target.database} is up to date")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    keep_running: bool = typer.Option(
+        False, "--keep-running", help="leave the stack up afterwards (default: stop what the demo started)"
+    ),
+) -> None:
+    """The whole pipeline on the local stack with generated traffic, ending with what landed."""
+    from processor.demo import run_demo
+
+    run_demo(settings_from(ctx), keep_running=keep_running)
+
+
+def run() -> None:
+    """Console-script entry: user errors become one line on stderr, never a traceback."""
+    try:
+        app()
+    except OpensError as exc:
+        err_console.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,161 @@
+"""One frozen settings object, built once at the entry point (DESIGN §8).
+
+Environment variables carry the ``OPENS_`` prefix; a ``.env`` file in the working directory is
+read too. Nothing here reads the environment at import time: call ``load_settings()``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from processor.core.context import DecodeContext
+from processor.core.fields import DEFAULT_REALTIME_FIELDS, UnknownFieldError, canonical_order
+from processor.errors import ConfigError
+
+ENV_PREFIX = "OPENS_"
+KinesisStart = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def mask_url(url: str) -> str:
+    """``http://user:secret@host`` → ``http://user:***@host``."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+class Settings(BaseSettings):
+    """Everything the pipeline can be told. Field names map to ``OPENS_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        frozen=True,
+        extra="ignore",
+    )
+
+    # --- contract (DESIGN §8) ---
+    data_dir: Path = Field(Path(".opens"), description="local state: embedded ClickHouse, caches")
+    clickhouse_url: str = Field("", description="chdb://… or http(s)://user:pass@host:port/db")
+    kafka_brokers: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers")
+    kinesis_stream: str = Field("opens-pixel-hits", min_length=1, max_length=128)
+    realtime_fields: Annotated[tuple[str, ...], NoDecode] = DEFAULT_REALTIME_FIELDS
+    pixel_path: str = Field("/o.gif", pattern=r"^/\S*$")
+    pixel_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    ip_privacy: Literal["truncate", "full", "drop"] = "truncate"
+
+    # --- ClickHouse ---
+    clickhouse_database: str = Field("opens", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    # --- Kafka topics ---
+    topic_raw: str = "opens-realtime-raw"
+    topic_hits: str = "opens-hits"
+    topic_partitions: int = Field(4, ge=1, le=1024)
+    app_id: str = Field("cloudfront-opens", description="Faust app id = Kafka consumer group")
+
+    # --- Kinesis source ---
+    kinesis_start: KinesisStart = "TRIM_HORIZON"
+    kinesis_poll_interval: float = Field(1.0, gt=0, le=60)
+
+    # --- ClickHouse sink ---
+    sink_batch_size: int = Field(5000, ge=1)
+    sink_flush_seconds: float = Field(1.0, gt=0)
+
+    # --- worker web endpoints ---
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+
+    # --- local development stack (opens stack ...) ---
+    cache_dir: Path = Field(Path(".cache"), description="downloaded Kafka jars (git-ignored)")
+    kafka_version: str = Field("4.1.1", pattern=r"^4\.\d+\.\d+$")
+    stack_host: Literal["127.0.0.1"] = "127.0.0.1"
+    stack_kafka_port: int = Field(19092, ge=1024, le=65535)
+    stack_controller_port: int = Field(19093, ge=1024, le=65535)
+    stack_moto_port: int = Field(15000, ge=1024, le=65535)
+    stack_start_timeout: float = Field(90.0, gt=0)
+
+    @field_validator("realtime_fields", mode="before")
+    @classmethod
+    def _fields(cls, value: Any) -> Any:
+        value = _split_csv(value)
+        try:
+            return canonical_order(value)
+        except UnknownFieldError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("pixel_secrets", mode="before")
+    @classmethod
+    def _secrets(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _ch_url(cls, value: str) -> str:
+        if value and not re.match(r"^(chdb|https?|clickhouse)://", value):
+            raise ValueError("must start with chdb://, http:// or https://")
+        return value
+
+    # --- derived values ---
+    @property
+    def clickhouse_dsn(self) -> str:
+        """The effective ClickHouse URL; defaults to embedded chDB under the data directory."""
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.data_dir / "stack"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+    def decode_context(self) -> DecodeContext:
+        return DecodeContext(
+            pixel_path=self.pixel_path,
+            secrets=tuple(s.get_secret_value().encode() for s in self.pixel_secrets),
+            ip_privacy=self.ip_privacy,
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting, secrets masked: safe to log or print."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "pixel_secrets":
+                value = ["***"] * len(value)
+            elif name == "clickhouse_url":
+                value = mask_url(value)
+            out[name] = str(value) if isinstance(value, Path) else value
+        out["clickhouse_dsn"] = mask_url(self.clickhouse_dsn)
+        return out
+
+    def __repr_args__(self) -> Any:
+        return self.redacted().items()
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "?"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; a bad value raises ``ConfigError`` naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = _env_name(err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(
+            f"{name}: {msg}", variable=name, hint="fix the environment variable or .env file"
+        ) from None

@@ -1,0 +1,129 @@
+"""The ClickHouse sink: batched, off the event loop, retried until ClickHouse takes the batch.
+
+Delivery contract
+-----------------
+``write()`` returns only after ClickHouse has acknowledged the whole batch. Agents await it
+before they take the next batch from their stream, and Faust commits a Kafka offset only after
+the events before it have been processed, so **an offset is never committed for a hit that is
+not in ClickHouse**. While ClickHouse is unreachable ``write()`` keeps retrying with capped
+exponential back-off; the agent therefore stops consuming (backpressure) instead of dropping
+hits or crashing the worker.
+
+The price is at-least-once: a crash after an insert and before the offset commit replays the
+batch. Every table absorbs that by construction: rows are keyed by CloudFront's request id in
+ReplacingMergeTree tables (see the migrations), so a replayed batch changes no number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from processor.core.hit import Hit
+from processor.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+HIT_COLUMNS: tuple[str, ...] = (
+    "request_id", "ts", "source", "sid", "cid", "cat", "signature", "method", "status", "uri",
+    "edge_location", "client_ip", "country", "user_agent", "client", "device", "machine",
+    "referer", "bytes", "time_taken",
+)
+
+
+def hit_columns(hits: Sequence[Hit]) -> list[list[Any]]:
+    """Column-oriented data for ``hits`` (DateTime64 as epoch-ms ints: the fast insert path)."""
+    return [
+        [h.request_id for h in hits],
+        [h.ts_ms for h in hits],
+        [h.source for h in hits],
+        [h.sid or "" for h in hits],
+        [h.cid or "" for h in hits],
+        [h.cat for h in hits],
+        [h.signature for h in hits],
+        [h.method for h in hits],
+        [h.status for h in hits],
+        [h.uri for h in hits],
+        [h.edge_location for h in hits],
+        [h.client_ip for h in hits],
+        [h.country for h in hits],
+        [h.user_agent for h in hits],
+        [h.client for h in hits],
+        [h.device for h in hits],
+        [h.machine or "" for h in hits],
+        [h.referer for h in hits],
+        [h.bytes for h in hits],
+        [h.time_taken for h in hits],
+    ]
+
+
+class ClickHouseSink:
+    """Writes hits to ``{database}.hits``; see the module docstring for the delivery contract.
+
+    ``connect`` builds a client lazily (and again after a failure), so a ClickHouse server that
+    is down when the worker starts is not fatal either.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        database: str,
+        metrics: Metrics,
+        *,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._connect = connect
+        self._client: Any = None
+        self.database = database
+        self.metrics = metrics
+        self.max_backoff = max_backoff
+        # One thread: clickhouse-connect clients are not shared across threads, and chDB
+        # releases the GIL while it works, so the event loop keeps running during an insert.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
+
+    def _insert_blocking(self, hits: Sequence[Hit]) -> None:
+        if self._client is None:
+            self._client = self._connect()
+        try:
+            self._client.insert(
+                "hits", hit_columns(hits), column_names=list(HIT_COLUMNS),
+                database=self.database, column_oriented=True,
+            )
+        except Exception:
+            self._client = None  # reconnect on the next attempt
+            raise
+
+    async def write(self, hits: Sequence[Hit]) -> None:
+        """Insert ``hits``; returns once ClickHouse has them, retrying for as long as it takes."""
+        if not hits:
+            return
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await loop.run_in_executor(self._pool, self._insert_blocking, hits)
+            except Exception as exc:
+                attempt += 1
+                delay = min(self.max_backoff, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+                self.metrics.sink_failures.inc()
+                log.warning(
+                    "ClickHouse insert of %d hits failed (attempt %d), retrying in %.1fs: %s",
+                    len(hits), attempt, delay, exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.metrics.sink_batch_seconds.observe(time.perf_counter() - started)
+            self.metrics.sink_rows.inc(len(hits))
+            return
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
