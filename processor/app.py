@@ -94,14 +94,17 @@ def create_app(settings: Settings) -> faust.App:
         apply_migrations(client, target.database)
         return client
 
-    pipe.sink = ClickHouseSink(open_client, target.database, pipe.metrics)
+    sink = pipe.sink = ClickHouseSink(open_client, target.database, pipe.metrics)
 
     def topic(name: str) -> Any:
         # internal=True makes Faust create the topic with our partition count at start-up;
         # Kafka 4 does not auto-create topics for consumers.
         return app.topic(
-            name, key_type=str, value_serializer="json",
-            partitions=settings.topic_partitions, internal=True,
+            name,
+            key_type=str,
+            value_serializer="json",
+            partitions=settings.topic_partitions,
+            internal=True,
         )
 
     raw_topic = topic(settings.topic_raw)
@@ -126,8 +129,11 @@ def create_app(settings: Settings) -> faust.App:
                 await dead_topic.send(
                     key=rec.shard,
                     value={
-                        "stage": "decode", "reason": failure.reason, "field": failure.field,
-                        "detail": failure.detail, "source": "realtime",
+                        "stage": "decode",
+                        "reason": failure.reason,
+                        "field": failure.field,
+                        "detail": failure.detail,
+                        "source": "realtime",
                         "position": {"shard": rec.shard, "seq": rec.seq, "sub": rec.sub},
                         "raw": SourceRecord.to_wire(rec)["data"],
                     },
@@ -139,10 +145,8 @@ def create_app(settings: Settings) -> faust.App:
     async def store(stream: Any) -> None:
         batches = stream.take(settings.sink_batch_size, within=settings.sink_flush_seconds)
         async for batch in batches:
-            assert pipe.sink is not None  # noqa: S101 - set before the app starts
             # Awaited here, so offsets of these events are committed only after ClickHouse has them.
-            await pipe.sink.write([Hit.from_wire(d) for d in batch])
-
+            await sink.write([Hit.from_wire(d) for d in batch])
 
     @app.task
     async def kinesis_source() -> None:
@@ -150,8 +154,12 @@ def create_app(settings: Settings) -> faust.App:
 
         client = boto3.client("kinesis")
         pipe.source = KinesisSource(
-            client, settings.kinesis_stream, forward, pipe.metrics,
-            start=settings.kinesis_start, poll_interval=settings.kinesis_poll_interval,
+            client,
+            settings.kinesis_stream,
+            forward,
+            pipe.metrics,
+            start=settings.kinesis_start,
+            poll_interval=settings.kinesis_poll_interval,
         )
         pipe.consuming = True
         await pipe.source.run()

@@ -47,7 +47,7 @@ class Request:
 
 
 def generate(n: int, seed: int = 7) -> list[Request]:
-    rnd = random.Random(seed)
+    rnd = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     now = time.time()
     return [
         Request(
@@ -62,20 +62,23 @@ def generate(n: int, seed: int = 7) -> list[Request]:
 
 def record_for(req: Request, fields: Iterable[str], rnd: random.Random) -> bytes:
     query = f"sid={quote(req.sid)}&cid={quote(req.cid)}&cat=news"
-    return render_realtime(fields, {
-        "timestamp": f"{req.ts:.3f}",
-        "c-ip": f"203.0.113.{rnd.randint(1, 254)}",
-        "sc-status": "200",
-        "sc-bytes": "43",
-        "cs-method": "GET",
-        "cs-uri-stem": f"{req.path}?{query}",
-        "cs-uri-query": query,
-        "x-edge-location": "FRA56-P1",
-        "x-edge-request-id": req.request_id,
-        "time-taken": "0.001",
-        "cs-user-agent": quote(rnd.choice(UAS), safe="/;()"),
-        "c-country": rnd.choice(["DE", "US", "FR"]),
-    })
+    return render_realtime(
+        fields,
+        {
+            "timestamp": f"{req.ts:.3f}",
+            "c-ip": f"203.0.113.{rnd.randint(1, 254)}",
+            "sc-status": "200",
+            "sc-bytes": "43",
+            "cs-method": "GET",
+            "cs-uri-stem": f"{req.path}?{query}",
+            "cs-uri-query": query,
+            "x-edge-location": "FRA56-P1",
+            "x-edge-request-id": req.request_id,
+            "time-taken": "0.001",
+            "cs-user-agent": quote(rnd.choice(UAS), safe="/;()"),
+            "c-country": rnd.choice(["DE", "US", "FR"]),
+        },
+    )
 
 
 def ensure_stream(client: object, name: str, shards: int = 1) -> None:
@@ -104,7 +107,7 @@ def run_demo(settings: Settings, *, keep_running: bool = False) -> None:
         kinesis = boto3.client("kinesis")
         ensure_stream(kinesis, settings.kinesis_stream)
 
-        rnd = random.Random(11)
+        rnd = random.Random(11)  # noqa: S311 - reproducible test data
         requests = generate(24)
         records = [record_for(r, settings.realtime_fields, rnd) for r in requests]
         records.append(records[0])  # a duplicate delivery: counted once
@@ -125,14 +128,21 @@ def run_demo(settings: Settings, *, keep_running: bool = False) -> None:
         client = connect(target)
         try:
             rows = client.query(
-                f"SELECT request_id, ts, cid, sid, country, user_agent FROM {target.database}.hits "
+                "SELECT request_id, ts, cid, sid, country, user_agent FROM {db:Identifier}.hits "
                 "FINAL WHERE request_id IN {ids:Array(String)} ORDER BY ts",
-                parameters={"ids": [r.request_id for r in requests]},
+                parameters={"db": target.database, "ids": [r.request_id for r in requests]},
             ).result_rows
         finally:
             client.close()
-        table = Table("request_id", "ts (UTC)", "campaign", "subscriber", "country", "user agent",
-                      title="rows that went Kinesis → Kafka → Faust → ClickHouse")
+        table = Table(
+            "request_id",
+            "ts (UTC)",
+            "campaign",
+            "subscriber",
+            "country",
+            "user agent",
+            title="rows that went Kinesis → Kafka → Faust → ClickHouse",
+        )
         for row in rows:
             table.add_row(row[0], str(row[1]), row[2], row[3], row[4], row[5][:40])
         console.print(table)
@@ -140,7 +150,8 @@ def run_demo(settings: Settings, *, keep_running: bool = False) -> None:
         verdict = "equal to" if len(rows) == truth else "DIFFERENT from"
         console.print(f"{len(rows)} distinct hits in ClickHouse, {verdict} the {truth} generated.")
         if len(rows) != truth:
-            raise OpensError("the demo's numbers do not match the generated truth")
+            msg = "the demo's numbers do not match the generated truth"
+            raise OpensError(msg)
     finally:
         if worker is not None:
             worker.stop()

@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     @classmethod
     def _ch_url(cls, value: str) -> str:
         if value and not re.match(r"^(chdb|https?|clickhouse)://", value):
-            raise ValueError("must start with chdb://, http:// or https://")
+            msg = "must start with chdb://, http:// or https://"
+            raise ValueError(msg)
         return value
 
     # --- derived values ---
@@ -156,6 +157,7 @@ def load_settings(**overrides: Any) -> Settings:
         err = exc.errors()[0]
         name = _env_name(err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
+        msg_0 = f"{name}: {msg}"
         raise ConfigError(
-            f"{name}: {msg}", variable=name, hint="fix the environment variable or .env file"
+            msg_0, variable=name, hint="fix the environment variable or .env file"
         ) from None

@@ -65,7 +65,9 @@ def schema_apply(ctx: typer.Context) -> None:
 def demo(
     ctx: typer.Context,
     keep_running: bool = typer.Option(
-        False, "--keep-running", help="leave the stack up afterwards (default: stop what the demo started)"
+        False,
+        "--keep-running",
+        help="leave the stack up afterwards (default: stop what the demo started)",
     ),
 ) -> None:
     """The whole pipeline on the local stack with generated traffic, ending with what landed."""

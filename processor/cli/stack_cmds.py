@@ -9,8 +9,9 @@ from processor.cli.context import settings_from
 from processor.cli.output import console, err_console
 from processor.devstack.stack import ComponentStatus, LocalStack
 
-stack_app = typer.Typer(help="The local development stack: Kafka (KRaft) and moto on loopback.",
-                        no_args_is_help=True)
+stack_app = typer.Typer(
+    help="The local development stack: Kafka (KRaft) and moto on loopback.", no_args_is_help=True
+)
 
 
 def _table(rows: list[ComponentStatus]) -> Table:

@@ -24,13 +24,17 @@ MAIN_CLASS = "kafka.Kafka"
 def _java_major() -> int:
     java = shutil.which("java")
     if java is None:
+        msg = "Java not found"
         raise StackError(
-            "Java not found", component=COMPONENT, hint="install a JDK 17+ (apt-get install openjdk-17-jre-headless)"
+            msg,
+            component=COMPONENT,
+            hint="install a JDK 17+ (apt-get install openjdk-17-jre-headless)",
         )
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
     if not m:
-        raise StackError("could not read the Java version", component=COMPONENT)
+        msg = "could not read the Java version"
+        raise StackError(msg, component=COMPONENT)
     major = int(m.group(1))
     return int(m.group(2) or 0) if major == 1 else major
 
@@ -43,8 +47,9 @@ def ensure_jars(cache_dir: Path, version: str) -> Path:
         return lib
     mvn = shutil.which("mvn")
     if mvn is None:
+        msg = "Maven (mvn) not found; it fetches the Kafka jars once"
         raise StackError(
-            "Maven (mvn) not found; it fetches the Kafka jars once",
+            msg,
             component=COMPONENT,
             hint="install Maven (apt-get install maven)",
         )
@@ -54,14 +59,26 @@ def ensure_jars(cache_dir: Path, version: str) -> Path:
     staging = home / "lib.partial"
     shutil.rmtree(staging, ignore_errors=True)
     proc = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(pom), "package",
-         f"-Dkafka.version={version}", f"-Dlib.dir={staging}"],
-        capture_output=True, text=True, check=False, cwd=home,
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "package",
+            f"-Dkafka.version={version}",
+            f"-Dlib.dir={staging}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=home,
     )
     if proc.returncode != 0 or not (staging / f"kafka_2.13-{version}.jar").exists():
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+        msg = f"Maven could not fetch Kafka {version}: {tail or 'no output'}"
         raise StackError(
-            f"Maven could not fetch Kafka {version}: {tail or 'no output'}",
+            msg,
             component=COMPONENT,
             hint="check that Maven Central is reachable",
         )
@@ -127,14 +144,16 @@ class KafkaBroker:
         if (pid := self.process.pid()) is not None:
             return pid
         if _java_major() < 17:
-            raise StackError("Kafka 4 needs Java 17 or newer", component=COMPONENT,
-                             hint="install openjdk-17")
+            msg = "Kafka 4 needs Java 17 or newer"
+            raise StackError(msg, component=COMPONENT, hint="install openjdk-17")
         for port in (self.port, self.controller_port):
             if not port_is_free(self.host, port):
+                msg = f"port {port} on {self.host} is already in use"
                 raise StackError(
-                    f"port {port} on {self.host} is already in use",
+                    msg,
                     component=COMPONENT,
-                    hint="stop what uses it or set OPENS_STACK_KAFKA_PORT / OPENS_STACK_CONTROLLER_PORT",
+                    hint="stop what uses it, or set OPENS_STACK_KAFKA_PORT and "
+                    "OPENS_STACK_CONTROLLER_PORT",
                 )
         lib = ensure_jars(self.cache_dir, self.version)
         home = self.home.resolve()
@@ -153,20 +172,29 @@ class KafkaBroker:
         )
         java = shutil.which("java") or "java"
         jvm = [
-            java, "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            java,
+            "-Xms128m",
+            "-Xmx512m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile=file:{log4j}", f"-Dkafka.logs.dir={logs}",
-            "-cp", f"{lib}/*",
+            f"-Dlog4j2.configurationFile=file:{log4j}",
+            f"-Dkafka.logs.dir={logs}",
+            "-cp",
+            f"{lib}/*",
         ]
         if not (data / "meta.properties").exists():
             shutil.rmtree(data, ignore_errors=True)
             fmt = subprocess.run(
                 [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if fmt.returncode != 0:
+                msg = f"formatting Kafka storage failed: {fmt.stderr.strip()[-300:]}"
                 raise StackError(
-                    f"formatting Kafka storage failed: {fmt.stderr.strip()[-300:]}",
+                    msg,
                     component=COMPONENT,
                 )
         # The home path in argv is the marker that identifies this broker's process.
@@ -177,8 +205,9 @@ class KafkaBroker:
         last = "no answer"
         while time.monotonic() < deadline:
             if self.process.exited_early():
+                msg = "the Kafka broker exited during start-up"
                 raise StackError(
-                    "the Kafka broker exited during start-up",
+                    msg,
                     component=COMPONENT,
                     hint=f"see {self.home / 'logs'}",
                 )
@@ -186,8 +215,9 @@ class KafkaBroker:
             if ok:
                 return
             time.sleep(0.5)
+        msg = f"Kafka did not answer a metadata request within {timeout:.0f}s ({last})"
         raise StackError(
-            f"Kafka did not answer a metadata request within {timeout:.0f}s ({last})",
+            msg,
             component=COMPONENT,
             hint=f"see {self.home / 'logs'}",
         )
@@ -202,7 +232,9 @@ def metadata_ok(bootstrap: str, timeout: float = 3.0) -> tuple[bool, str]:
     async def probe() -> int:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
+        )
         try:
             await asyncio.wait_for(admin.start(), timeout)
             cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)

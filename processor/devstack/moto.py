@@ -27,20 +27,24 @@ class MotoServer:
 
     @property
     def process(self) -> ManagedProcess:
-        return ManagedProcess(COMPONENT, self.home / "moto.pid", marker=f"moto.server -H {self.host} -p {self.port}")
+        return ManagedProcess(
+            COMPONENT, self.home / "moto.pid", marker=f"moto.server -H {self.host} -p {self.port}"
+        )
 
     def start(self) -> int:
         if (pid := self.process.pid()) is not None:
             return pid
         if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+            msg = "moto's server mode is not installed"
             raise StackError(
-                "moto's server mode is not installed",
+                msg,
                 component=COMPONENT,
                 hint="pip install 'moto[server]' (make install does this)",
             )
         if not port_is_free(self.host, self.port):
+            msg = f"port {self.port} on {self.host} is already in use"
             raise StackError(
-                f"port {self.port} on {self.host} is already in use",
+                msg,
                 component=COMPONENT,
                 hint="stop what uses it or set OPENS_STACK_MOTO_PORT",
             )
@@ -49,7 +53,8 @@ class MotoServer:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as resp:  # noqa: S310 - loopback URL we built
+            url = f"{self.endpoint}/moto-api/"  # http on loopback, built here
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
                 return bool(resp.status == 200)
         except OSError:
             return False
@@ -58,13 +63,21 @@ class MotoServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.exited_early():
-                raise StackError("moto exited during start-up", component=COMPONENT,
-                                 hint=f"see {self.home / 'moto.log'}")
+                msg = "moto exited during start-up"
+                raise StackError(
+                    msg,
+                    component=COMPONENT,
+                    hint=f"see {self.home / 'moto.log'}",
+                )
             if self.healthy():
                 return
             time.sleep(0.2)
-        raise StackError(f"moto did not answer within {timeout:.0f}s", component=COMPONENT,
-                         hint=f"see {self.home / 'moto.log'}")
+        msg = f"moto did not answer within {timeout:.0f}s"
+        raise StackError(
+            msg,
+            component=COMPONENT,
+            hint=f"see {self.home / 'moto.log'}",
+        )
 
     def stop(self) -> bool:
         return self.process.stop(timeout=10)

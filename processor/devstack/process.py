@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,7 +63,11 @@ class ManagedProcess:
         return pid if cmd and self.marker in cmd else None
 
     def start(
-        self, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
+        self,
+        argv: Sequence[str],
+        *,
+        log: Path,
+        env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -78,9 +83,8 @@ class ManagedProcess:
                     start_new_session=True,  # survives the CLI; Ctrl-C in the shell doesn't hit it
                 )
             except OSError as exc:
-                raise StackError(
-                    f"could not start {self.name}: {exc}", component=self.name
-                ) from None
+                msg = f"could not start {self.name}: {exc}"
+                raise StackError(msg, component=self.name) from None
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "argv": list(argv)}))
         return proc.pid
@@ -110,16 +114,12 @@ class ManagedProcess:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the process is our own child (tests start the stack
     in-process); a zombie keeps no command line, so ``pid()`` already treats it as gone."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

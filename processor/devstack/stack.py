@@ -12,7 +12,7 @@ from processor.settings import Settings
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's documented dummy value
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
@@ -50,11 +50,17 @@ class LocalStack:
     def up(self) -> list[ComponentStatus]:
         """Start what is not running and wait until each answers; harmless when already up."""
         kafka, moto = self.kafka, self.moto
-        moto.start()
-        kafka.start()
-        timeout = self.settings.stack_start_timeout
-        moto.wait_healthy(timeout)
-        kafka.wait_healthy(timeout)
+        fresh = [c for c in (moto, kafka) if c.process.pid() is None]
+        try:
+            moto.start()
+            kafka.start()
+            timeout = self.settings.stack_start_timeout
+            moto.wait_healthy(timeout)
+            kafka.wait_healthy(timeout)
+        except BaseException:
+            for component in fresh:  # a failed `up` leaves nothing of its own running
+                component.stop()
+            raise
         return self.status()
 
     def down(self) -> list[str]:

@@ -41,7 +41,10 @@ class WorkerProcess:
         with self.log_file.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "processor", "worker"],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
 
     @property
@@ -50,7 +53,8 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         try:
-            with urllib.request.urlopen(f"{self.web_url}/metrics", timeout=2) as resp:  # noqa: S310 - loopback
+            url = f"{self.web_url}/metrics"  # http on loopback, built from settings
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
                 return parse_metrics(resp.read().decode())
         except OSError:
             return {}
@@ -61,17 +65,21 @@ class WorkerProcess:
         value = 0.0
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                msg = f"the worker exited with status {self.proc.returncode}"
                 raise StackError(
-                    f"the worker exited with status {self.proc.returncode}",
-                    component="worker", hint=f"see {self.log_file}",
+                    msg,
+                    component="worker",
+                    hint=f"see {self.log_file}",
                 )
             value = self.metrics().get(metric, 0.0)
             if value >= at_least:
                 return value
             time.sleep(0.25)
+        msg = f"{metric} reached {value:g}, not {at_least:g}, within {timeout:.0f}s"
         raise StackError(
-            f"{metric} reached {value:g}, not {at_least:g}, within {timeout:.0f}s",
-            component="worker", hint=f"see {self.log_file}",
+            msg,
+            component="worker",
+            hint=f"see {self.log_file}",
         )
 
     def stop(self, timeout: float = 30.0) -> int | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 from botocore.exceptions import ClientError
 
+from processor.backoff import backoff_delay
 from processor.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,18 @@ class SourceRecord:
 
     def to_wire(self) -> dict[str, Any]:
         return {
-            "shard": self.shard, "seq": self.seq, "sub": self.sub,
-            "arrival_ms": self.arrival_ms, "data": base64.b64encode(self.data).decode("ascii"),
+            "shard": self.shard,
+            "seq": self.seq,
+            "sub": self.sub,
+            "arrival_ms": self.arrival_ms,
+            "data": base64.b64encode(self.data).decode("ascii"),
         }
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> SourceRecord:
-        return cls(d["shard"], d["seq"], int(d["sub"]), int(d["arrival_ms"]),
-                   base64.b64decode(d["data"]))
+        return cls(
+            d["shard"], d["seq"], int(d["sub"]), int(d["arrival_ms"]), base64.b64decode(d["data"])
+        )
 
 
 def user_records(shard: str, records: list[dict[str, Any]]) -> Iterator[SourceRecord]:
@@ -59,8 +63,9 @@ def user_records(shard: str, records: list[dict[str, Any]]) -> Iterator[SourceRe
             data = base64.b64decode(data)  # the library hands sub-records back base64-encoded
         arrival = k.get("approximateArrivalTimestamp")
         arrival_ms = int(arrival.timestamp() * 1000) if isinstance(arrival, datetime) else 0
-        yield SourceRecord(shard, k["sequenceNumber"], int(k.get("subSequenceNumber", 0)),
-                           arrival_ms, bytes(data))
+        yield SourceRecord(
+            shard, k["sequenceNumber"], int(k.get("subSequenceNumber", 0)), arrival_ms, bytes(data)
+        )
 
 
 Forward = Callable[[str, list[SourceRecord]], Awaitable[None]]
@@ -107,8 +112,10 @@ class KinesisSource:
     async def _iterator(self, shard: str) -> str:
         kwargs: dict[str, Any] = {"StreamName": self.stream, "ShardId": shard}
         if shard in self.checkpoints:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                          StartingSequenceNumber=self.checkpoints[shard])
+            kwargs.update(
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                StartingSequenceNumber=self.checkpoints[shard],
+            )
         else:
             kwargs["ShardIteratorType"] = self.start
         resp = await self._call(self.client.get_shard_iterator, **kwargs)
@@ -117,7 +124,7 @@ class KinesisSource:
     async def read_shard(self, shard: str) -> None:
         """Poll one shard until it is closed and drained, or the task is cancelled."""
         iterator: str | None = await self._iterator(shard)
-        backoff = 0.0
+        throttled = 0
         while iterator is not None:
             try:
                 resp = await self._call(
@@ -127,14 +134,14 @@ class KinesisSource:
                 code = exc.response.get("Error", {}).get("Code", "Unknown")
                 self.metrics.kinesis_errors.labels(code).inc()
                 if code in THROTTLED:
-                    backoff = min(10.0, max(0.5, backoff * 2))
-                    await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+                    throttled += 1
+                    await asyncio.sleep(backoff_delay(throttled, base=0.25, cap=10.0))
                     continue
                 if code == "ExpiredIteratorException":
                     iterator = await self._iterator(shard)
                     continue
                 raise
-            backoff = 0.0
+            throttled = 0
             records = resp.get("Records", [])
             lag = resp.get("MillisBehindLatest")
             if lag is not None:
@@ -163,7 +170,9 @@ class KinesisSource:
                         self._tasks[sid] = asyncio.create_task(self.read_shard(sid))
                 for sid, task in list(self._tasks.items()):
                     if task.done() and not task.cancelled() and task.exception() is not None:
-                        log.error("reader of shard %s failed: %r; restarting", sid, task.exception())
+                        log.error(
+                            "reader of shard %s failed: %r; restarting", sid, task.exception()
+                        )
                         del self._tasks[sid]
                 await asyncio.sleep(refresh_seconds)
         finally:

@@ -28,7 +28,8 @@ class ClickHouseTarget:
             return cls(dsn, default_database)
         database = urlsplit(dsn).path.strip("/") or default_database
         if not _IDENT.match(database):
-            raise OpensError(f"invalid ClickHouse database name {database!r} in OPENS_CLICKHOUSE_URL")
+            msg = f"invalid ClickHouse database name {database!r} in OPENS_CLICKHOUSE_URL"
+            raise OpensError(msg)
         return cls(dsn, database)
 
 
@@ -52,4 +53,5 @@ def connect(target: ClickHouseTarget) -> Any:
         hint = "another process holds this chDB directory; stop it or use its query endpoint"
         if "lock" not in str(exc).lower():
             hint = "check OPENS_CLICKHOUSE_URL and that the server is up"
-        raise OpensError(f"cannot open ClickHouse at {where}: {exc}", hint=hint) from None
+        msg = f"cannot open ClickHouse at {where}: {exc}"
+        raise OpensError(msg, hint=hint) from None

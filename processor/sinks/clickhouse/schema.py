@@ -16,11 +16,12 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self, database: str) -> list[str]:
+    def statements(self) -> list[str]:
+        """The migration's statements; the database is the bound parameter ``{db:Identifier}``."""
         body = "\n".join(
             line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
         )
-        return [s.strip().replace("{db}", database) for s in body.split(";") if s.strip()]
+        return [s.strip() for s in body.split(";") if s.strip()]
 
 
 def load_migrations() -> list[Migration]:
@@ -34,28 +35,34 @@ def load_migrations() -> list[Migration]:
 
 
 def applied_versions(client: Any, database: str) -> set[int]:
-    rows = client.query(f"SELECT version FROM {database}.schema_migrations FINAL").result_rows
+    rows = client.query(
+        "SELECT version FROM {db:Identifier}.schema_migrations FINAL", parameters={"db": database}
+    ).result_rows
     return {int(r[0]) for r in rows}
 
 
 def apply_migrations(client: Any, database: str) -> list[Migration]:
     """Create the database and apply every migration not yet recorded; returns those applied."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    db = {"db": database}
+    client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters=db)
     client.command(
-        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+        "CREATE TABLE IF NOT EXISTS {db:Identifier}.schema_migrations "
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
+        "ENGINE = ReplacingMergeTree ORDER BY version",
+        parameters=db,
     )
     done = applied_versions(client, database)
     applied = []
     for mig in load_migrations():
         if mig.version in done:
             continue
-        for statement in mig.statements(database):
-            client.command(statement)
+        for statement in mig.statements():
+            client.command(statement, parameters=db)
         client.insert(
-            f"{database}.schema_migrations", [[mig.version, mig.name]],
+            "schema_migrations",
+            [[mig.version, mig.name]],
             column_names=["version", "name"],
+            database=database,
         )
         applied.append(mig)
     return applied

@@ -18,21 +18,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from processor.backoff import backoff_delay
 from processor.core.hit import Hit
 from processor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 HIT_COLUMNS: tuple[str, ...] = (
-    "request_id", "ts", "source", "sid", "cid", "cat", "signature", "method", "status", "uri",
-    "edge_location", "client_ip", "country", "user_agent", "client", "device", "machine",
-    "referer", "bytes", "time_taken",
+    "request_id",
+    "ts",
+    "source",
+    "sid",
+    "cid",
+    "cat",
+    "signature",
+    "method",
+    "status",
+    "uri",
+    "edge_location",
+    "client_ip",
+    "country",
+    "user_agent",
+    "client",
+    "device",
+    "machine",
+    "referer",
+    "bytes",
+    "time_taken",
 )
 
 
@@ -91,8 +108,11 @@ class ClickHouseSink:
             self._client = self._connect()
         try:
             self._client.insert(
-                "hits", hit_columns(hits), column_names=list(HIT_COLUMNS),
-                database=self.database, column_oriented=True,
+                "hits",
+                hit_columns(hits),
+                column_names=list(HIT_COLUMNS),
+                database=self.database,
+                column_oriented=True,
             )
         except Exception:
             self._client = None  # reconnect on the next attempt
@@ -110,11 +130,14 @@ class ClickHouseSink:
                 await loop.run_in_executor(self._pool, self._insert_blocking, hits)
             except Exception as exc:
                 attempt += 1
-                delay = min(self.max_backoff, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+                delay = backoff_delay(attempt, cap=self.max_backoff)
                 self.metrics.sink_failures.inc()
                 log.warning(
                     "ClickHouse insert of %d hits failed (attempt %d), retrying in %.1fs: %s",
-                    len(hits), attempt, delay, exc,
+                    len(hits),
+                    attempt,
+                    delay,
+                    exc,
                 )
                 await asyncio.sleep(delay)
                 continue

@@ -1,0 +1,111 @@
+"""Session fixtures: the real local stack (Kafka broker, moto server) and chDB, in temp dirs.
+
+Integration tests never skip: if the stack cannot start, the fixture raises and they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processor.devstack.stack import LocalStack
+from processor.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def stack_settings(data_dir: Path, **extra: Any) -> Settings:
+    """Settings for a private stack: its own data dir and free ports, the repo's jar cache."""
+    return load_settings(
+        data_dir=data_dir,
+        cache_dir=REPO / ".cache",
+        stack_kafka_port=free_port(),
+        stack_controller_port=free_port(),
+        stack_moto_port=free_port(),
+        **extra,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OPENS_* from the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("OPENS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(REPO)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    s = stack_settings(tmp_path_factory.mktemp("stack"))
+    local = LocalStack(s)
+    try:
+        local.up()
+    except Exception:
+        local.down()
+        raise
+    saved = {k: os.environ.get(k) for k in local.env()}
+    os.environ.update({k: v for k, v in local.env().items() if k != "OPENS_DATA_DIR"})
+    yield local
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    local.down()
+
+
+@pytest.fixture(scope="session")
+def chdb_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One embedded ClickHouse per test session (chDB allows one data directory per process)."""
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path_factory.mktemp('chdb')}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def ch_database(chdb_client: Any) -> Iterator[str]:
+    """A fresh database per test, dropped afterwards."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    chdb_client.command(f"CREATE DATABASE {name}")
+    yield name
+    chdb_client.command(f"DROP DATABASE IF EXISTS {name}")
+
+
+def query_chdb_in_subprocess(path: Path, sql: str) -> list[list[Any]]:
+    """Read a chDB directory from a fresh process (this one may hold another directory)."""
+    script = (
+        "import json,sys,clickhouse_connect\n"
+        "c=clickhouse_connect.get_client(dsn='chdb://'+sys.argv[1])\n"
+        "print(json.dumps([list(r) for r in c.query(sys.argv[2]).result_rows], default=str))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path), sql],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    rows: list[list[Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return rows

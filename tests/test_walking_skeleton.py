@@ -1,0 +1,77 @@
+"""Kinesis (moto) → worker's Kinesis source → Kafka → Faust agent → ClickHouse (chDB)."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import boto3
+import pytest
+
+from processor.demo import ensure_stream, generate, record_for
+from processor.devstack.stack import LocalStack
+from processor.devstack.worker_process import WorkerProcess
+from processor.settings import load_settings
+from tests.conftest import free_port, query_chdb_in_subprocess, unique
+
+pytestmark = pytest.mark.integration
+
+
+def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> None:
+    stream = unique("skeleton")
+    env = {
+        **os.environ,
+        **stack.env(),
+        "OPENS_DATA_DIR": str(tmp_path),
+        "OPENS_KINESIS_STREAM": stream,
+        "OPENS_WEB_PORT": str(free_port()),
+        "OPENS_APP_ID": unique("app"),
+        "OPENS_TOPIC_RAW": unique("raw"),
+        "OPENS_TOPIC_HITS": unique("hits"),
+        "OPENS_SINK_FLUSH_SECONDS": "0.2",
+    }
+    settings = load_settings(
+        data_dir=tmp_path, web_port=int(env["OPENS_WEB_PORT"]), kinesis_stream=stream
+    )
+    kinesis = boto3.client("kinesis")
+    ensure_stream(kinesis, stream, shards=2)
+
+    rnd = random.Random(3)
+    requests = generate(30, seed=5)
+    records = [record_for(r, settings.realtime_fields, rnd) for r in requests]
+    records += records[:5]  # redelivered records: the same requests again
+    records.append(b"not a cloudfront record\n")
+    favicon = generate(1, seed=9)[0]
+    records.append(
+        record_for(
+            favicon.__class__(**{**favicon.__dict__, "path": "/favicon.ico"}),
+            settings.realtime_fields,
+            rnd,
+        )
+    )
+    kinesis.put_records(
+        StreamName=stream,
+        Records=[{"Data": d, "PartitionKey": str(i)} for i, d in enumerate(records)],
+    )
+
+    worker = WorkerProcess(env, settings.web_url, tmp_path / "worker.log")
+    worker.start()
+    try:
+        worker.wait_for("opens_sink_rows_total", 35, timeout=120)
+        m = worker.metrics()
+        assert m['opens_records_total{outcome="hit",source="realtime"}'] == 35
+        assert m['opens_records_total{outcome="bad:field_count",source="realtime"}'] == 1
+        assert m['opens_records_total{outcome="not_pixel",source="realtime"}'] == 1
+        assert sum(v for k, v in m.items() if k.startswith("opens_kinesis_records_total")) == 37
+    finally:
+        assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+    rows = query_chdb_in_subprocess(
+        tmp_path / "clickhouse",
+        "SELECT request_id, cid, sid, toUnixTimestamp64Milli(ts) FROM opens.hits FINAL",
+    )
+    got = {(r[0], r[1], r[2], int(r[3])) for r in rows}
+    truth = {(r.request_id, r.cid, r.sid, round(r.ts * 1000)) for r in requests}
+    assert len(rows) == len(truth)
+    assert got == truth
