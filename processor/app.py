@@ -55,8 +55,11 @@ def decode_records(
     for rec in records:
         out = decoder.decode(rec.data)
         if isinstance(out, Hit):
-            hits.append(out)
-            metrics.records.labels("realtime", "hit").inc()
+            if out.is_hit:
+                hits.append(out)
+                metrics.records.labels("realtime", "hit").inc()
+            else:  # the pixel, but not countable: POST, 404, no sid/cid …
+                metrics.records.labels("realtime", "not_hit").inc()
         elif isinstance(out, Failure):
             bad.append((rec, out))
             metrics.records.labels("realtime", f"bad:{out.reason}").inc()
@@ -163,6 +166,24 @@ def create_app(settings: Settings) -> faust.App:
         )
         pipe.consuming = True
         await pipe.source.run()
+
+    @app.task
+    async def query_endpoint() -> None:
+        """The read-only ClickHouse-compatible endpoint and the dashboard, in this process
+        because only this process may open the embedded ClickHouse."""
+        from processor.analytics.endpoint_file import published
+        from processor.analytics.query_server import ClientBackend, serve
+
+        client = await asyncio.to_thread(open_client)
+        runner = await serve(
+            ClientBackend(client, target.database), settings.query_host, settings.query_port
+        )
+        log.info("read-only query endpoint and dashboard on %s", settings.query_url)
+        try:
+            with published(settings):
+                await asyncio.Event().wait()  # until the worker stops (cancellation)
+        finally:
+            await runner.cleanup()
 
     @app.page("/healthz")
     class Health(View):

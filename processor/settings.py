@@ -55,6 +55,11 @@ class Settings(BaseSettings):
 
     # --- ClickHouse ---
     clickhouse_database: str = Field("opens", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    hits_ttl_days: int = Field(
+        0, ge=0, description="retention of raw hits in days (0 = keep); aggregates are kept"
+    )
+    query_host: str = Field("127.0.0.1", description="read-only ClickHouse-compatible endpoint")
+    query_port: int = Field(8124, ge=1, le=65535)
 
     # --- Kafka topics ---
     topic_raw: str = "opens-realtime-raw"
@@ -120,6 +125,15 @@ class Settings(BaseSettings):
     @property
     def web_url(self) -> str:
         return f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def query_url(self) -> str:
+        return f"http://{self.query_host}:{self.query_port}"
+
+    @property
+    def endpoint_file(self) -> Path:
+        """Written by the process that owns the embedded ClickHouse and serves its endpoint."""
+        return self.data_dir / "query-endpoint.json"
 
     def decode_context(self) -> DecodeContext:
         return DecodeContext(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import boto3
+import clickhouse_connect
 import pytest
 
 from processor.demo import ensure_stream, generate, record_for
@@ -30,6 +34,7 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         "OPENS_TOPIC_RAW": unique("raw"),
         "OPENS_TOPIC_HITS": unique("hits"),
         "OPENS_SINK_FLUSH_SECONDS": "0.2",
+        "OPENS_QUERY_PORT": str(free_port()),
     }
     settings = load_settings(
         data_dir=tmp_path, web_port=int(env["OPENS_WEB_PORT"]), kinesis_stream=stream
@@ -64,6 +69,30 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         assert m['opens_records_total{outcome="bad:field_count",source="realtime"}'] == 1
         assert m['opens_records_total{outcome="not_pixel",source="realtime"}'] == 1
         assert sum(v for k, v in m.items() if k.startswith("opens_kinesis_records_total")) == 37
+
+        # While the worker owns the embedded ClickHouse, analysts still read live numbers:
+        # `opens report` finds the worker's endpoint, and so does a plain clickhouse-connect.
+        expected = {}
+        for r in requests:
+            expected.setdefault(r.cid, set()).add(r.sid)
+        out = subprocess.run(
+            [sys.executable, "-m", "processor", "report", "--format", "json"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        )
+        report = {row["campaign"]: row for row in json.loads(out.stdout)}
+        assert {c: row["unique_opens"] for c, row in report.items()} == {
+            c: len(s) for c, s in expected.items()
+        }
+        assert {c: row["opens"] for c, row in report.items()} == {
+            c: sum(1 for r in requests if r.cid == c) for c in expected
+        }
+        remote = clickhouse_connect.get_client(
+            host="127.0.0.1", port=int(env["OPENS_QUERY_PORT"]), database="opens"
+        )
+        live = dict(remote.query("SELECT campaign, unique_opens FROM campaign_summary").result_rows)
+        assert live == {c: row["unique_opens"] for c, row in report.items()}
+        with pytest.raises(Exception, match="read-only"):
+            remote.command("DROP TABLE hits")
     finally:
         assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
 

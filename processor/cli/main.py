@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from processor.cli import clickhouse_cmds
 from processor.cli.context import settings_from
 from processor.cli.output import console, err_console
 from processor.cli.stack_cmds import stack_app
@@ -20,8 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(stack_app, name="stack")
-schema_app = typer.Typer(help="ClickHouse schema migrations.", no_args_is_help=True)
-app.add_typer(schema_app, name="schema")
+clickhouse_cmds.register(app)
 
 
 @app.callback()
@@ -39,26 +39,6 @@ def worker(
     from processor.worker import run_worker
 
     run_worker(settings_from(ctx), loglevel=loglevel)
-
-
-@schema_app.command("apply")
-def schema_apply(ctx: typer.Context) -> None:
-    """Create or migrate the ClickHouse schema (idempotent)."""
-    from processor.sinks.clickhouse.client import ClickHouseTarget, connect
-    from processor.sinks.clickhouse.schema import apply_migrations
-
-    s = settings_from(ctx)
-    target = ClickHouseTarget.parse(s.clickhouse_dsn, s.clickhouse_database)
-    client = connect(target)
-    try:
-        applied = apply_migrations(client, target.database)
-    finally:
-        client.close()
-    if applied:
-        for mig in applied:
-            console.print(f"applied {mig.version:04d}_{mig.name}")
-    else:
-        console.print(f"schema of {target.database} is up to date")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,19 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self) -> list[str]:
-        """The migration's statements; the database is the bound parameter ``{db:Identifier}``."""
+    def statements(self, database: str) -> list[str]:
+        """The statements with ``{db}`` replaced by the quoted database name.
+
+        The name is substituted as text, not bound: ClickHouse reads ``{x:Type}`` inside a view
+        definition as a view parameter. ``database`` is a validated identifier (settings).
+        """
+        if not _IDENT.match(database):
+            msg = f"invalid database name {database!r}"
+            raise ValueError(msg)
         body = "\n".join(
             line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
         )
+        body = body.replace("{db}", f"`{database}`")
         return [s.strip() for s in body.split(";") if s.strip()]
 
 
@@ -56,8 +65,8 @@ def apply_migrations(client: Any, database: str) -> list[Migration]:
     for mig in load_migrations():
         if mig.version in done:
             continue
-        for statement in mig.statements():
-            client.command(statement, parameters=db)
+        for statement in mig.statements(database):
+            client.command(statement)
         client.insert(
             "schema_migrations",
             [[mig.version, mig.name]],
@@ -66,3 +75,81 @@ def apply_migrations(client: Any, database: str) -> list[Migration]:
         )
         applied.append(mig)
     return applied
+
+
+_CREATE_TABLE = re.compile(
+    r"^CREATE TABLE IF NOT EXISTS (?P<db>`\w+`)\.(?P<name>\w+)\s*(?P<body>\(.*?\))\s*"
+    r"ENGINE = (?P<engine>\w+)(?:\((?P<args>[^)]*)\))?(?P<rest>.*)$",
+    re.S,
+)
+_MV = re.compile(
+    r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<db>`\w+`)\.(?P<name>\w+) TO `\w+`\.(?P<to>\w+) AS"
+    r"(?P<select>.*)$",
+    re.S,
+)
+# Rows of one subscriber stay on one shard, so per-shard first opens and request-id sets are
+# complete and merging shards never counts a request twice.
+_SHARDING_KEY = {"hits": "cityHash64(cid, sid)", "first_opens": "cityHash64(cid, sid)"}
+
+
+def render_cluster(database: str, cluster: str) -> list[str]:
+    """The same migrations for a cluster: ``ON CLUSTER``, ``Replicated*MergeTree`` local tables
+    named ``<table>_local`` and ``Distributed`` tables under the original names, so views and
+    writers are unchanged."""
+    if not _IDENT.match(cluster):
+        msg = f"invalid cluster name {cluster!r}"
+        raise ValueError(msg)
+    on = f"ON CLUSTER `{cluster}`"
+    db = f"`{database}`"
+    out = [f"CREATE DATABASE IF NOT EXISTS {db} {on}"]
+    for mig in load_migrations():
+        for stmt in mig.statements(database):
+            if t := _CREATE_TABLE.match(stmt):
+                name, local = t["name"], t["name"] + "_local"
+                args = ", ".join(
+                    a for a in (
+                        f"'/clickhouse/tables/{{shard}}/{database}/{local}'", "'{replica}'",
+                        t["args"] or "",
+                    ) if a
+                )
+                out.append(
+                    f"CREATE TABLE IF NOT EXISTS {db}.{local} {on} {t['body']}\n"
+                    f"ENGINE = Replicated{t['engine']}({args}){t['rest']}"
+                )
+                key = _SHARDING_KEY.get(name, "rand()")
+                out.append(
+                    f"CREATE TABLE IF NOT EXISTS {db}.{name} {on} AS {db}.{local}\n"
+                    f"ENGINE = Distributed(`{cluster}`, {db}, {local}, {key})"
+                )
+            elif m := _MV.match(stmt):
+                select = m["select"].replace(f"{db}.hits", f"{db}.hits_local")
+                out.append(
+                    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{m['name']} {on} "
+                    f"TO {db}.{m['to']}_local AS{select}"
+                )
+            elif stmt.startswith("CREATE OR REPLACE VIEW"):
+                out.append(re.sub(r"^(CREATE OR REPLACE VIEW `\w+`\.\w+)", rf"\1 {on}", stmt))
+            else:  # pragma: no cover - a new kind of statement must be taught here
+                msg = f"render_cluster does not know how to distribute: {stmt[:60]}"
+                raise ValueError(msg)
+    return out
+
+
+def apply_hits_ttl(client: Any, database: str, days: int) -> str:
+    """Raw-hit retention; aggregates and first opens are separate tables and keep everything."""
+    ddl = client.query(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = 'hits'",
+        parameters={"db": database},
+    ).result_rows[0][0]
+    has_ttl = " TTL " in ddl
+    if days > 0:
+        if f"toIntervalDay({days})" in ddl:
+            return "unchanged"
+        client.command(
+            f"ALTER TABLE `{database}`.hits MODIFY TTL toDateTime(ts) + INTERVAL {int(days)} DAY"
+        )
+        return f"raw hits kept {days} days"
+    if has_ttl:
+        client.command(f"ALTER TABLE `{database}`.hits REMOVE TTL")
+        return "raw hits kept forever"
+    return "unchanged"

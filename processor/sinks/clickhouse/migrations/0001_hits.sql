@@ -5,7 +5,7 @@
 -- collapses to one row, so readers that use FINAL or GROUP BY request_id never count it twice.
 -- `ts` is not in the key: the real-time log has milliseconds, the standard log whole seconds,
 -- and both describe the same request. Partitions by month of the event keep late data cheap.
-CREATE TABLE IF NOT EXISTS {db:Identifier}.hits
+CREATE TABLE IF NOT EXISTS {db}.hits
 (
     request_id    String,
     ts            DateTime64(3, 'UTC'),

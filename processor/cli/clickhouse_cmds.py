@@ -1,0 +1,200 @@
+"""Commands on the ClickHouse side: schema, sends, report, forget, dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from processor.cli.context import settings_from
+from processor.cli.output import console, err_console
+from processor.errors import OpensError
+
+schema_app = typer.Typer(help="ClickHouse schema migrations.", no_args_is_help=True)
+sends_app = typer.Typer(help="Delivered sends: the open-rate denominator.", no_args_is_help=True)
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@schema_app.command("apply")
+def schema_apply(
+    ctx: typer.Context,
+    cluster: str = typer.Option(
+        None, "--cluster", help="render the ON CLUSTER / Replicated / Distributed variant"
+    ),
+    print_only: bool = typer.Option(
+        False, "--print", help="print the SQL instead of running it (always with --cluster "
+        "against the embedded default)"
+    ),
+) -> None:
+    """Create or migrate the ClickHouse schema (numbered migrations, idempotent)."""
+    from processor.sinks.clickhouse.client import ClickHouseTarget, connect
+    from processor.sinks.clickhouse.schema import (
+        apply_hits_ttl,
+        apply_migrations,
+        render_cluster,
+    )
+
+    s = settings_from(ctx)
+    target = ClickHouseTarget.parse(s.clickhouse_dsn, s.clickhouse_database)
+    if cluster:
+        statements = render_cluster(target.database, cluster)
+        if print_only or target.embedded:
+            typer.echo(";\n\n".join(statements) + ";")
+            return
+        client = connect(target)
+        for stmt in statements:
+            client.command(stmt)
+        console.print(f"applied {len(statements)} statements on cluster {cluster}")
+        return
+    client = connect(target)
+    try:
+        applied = apply_migrations(client, target.database)
+        ttl = apply_hits_ttl(client, target.database, s.hits_ttl_days)
+    finally:
+        client.close()
+    for mig in applied:
+        console.print(f"applied {mig.version:04d}_{mig.name}")
+    if not applied:
+        console.print(f"schema of {target.database} is up to date")
+    if ttl != "unchanged":
+        console.print(ttl)
+
+
+@sends_app.command("load")
+def sends_load(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="CSV with columns campaign,category,sent_at,sends"),
+) -> None:
+    """Load delivered sends; loading the same file again replaces its rows."""
+    from processor.analytics.access import writer_client
+    from processor.analytics.sends import load_sends, read_sends
+    from processor.sinks.clickhouse.schema import apply_migrations
+
+    rows = read_sends(file)
+    client, db = writer_client(settings_from(ctx))
+    try:
+        apply_migrations(client, db)
+        n = load_sends(client, db, rows)
+    finally:
+        client.close()
+    console.print(f"loaded {n} send rows for {len({r.campaign for r in rows})} campaign(s)")
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return "-"
+    if column.endswith("_rate"):
+        return f"{value:.1%}"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
+    return str(value)
+
+
+def report(
+    ctx: typer.Context,
+    campaign: list[str] = typer.Option(None, "--campaign", "-c", help="only these campaigns"),
+    since: str = typer.Option(
+        None, "--since", help="campaigns with an open since: 2026-11-01, 2026-11-01T08:00Z, 24h, 7d"
+    ),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f"),
+) -> None:
+    """Campaign summary: sends, opens, unique and human opens, open rates (campaign_summary)."""
+    from processor.analytics.access import reader_client
+    from processor.analytics.report import campaign_report, parse_since, to_csv, to_json
+
+    try:
+        since_dt = parse_since(since) if since else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    client, db = reader_client(settings_from(ctx))
+    try:
+        rep = campaign_report(client, db, campaigns=campaign or (), since=since_dt)
+    except Exception as exc:
+        if "UNKNOWN_TABLE" in str(exc) or "doesn't exist" in str(exc):
+            msg = f"no schema in database {db}"
+            raise OpensError(msg, hint="run `opens schema apply` or start the worker") from None
+        raise
+    finally:
+        client.close()
+    if fmt is ReportFormat.json:
+        typer.echo(to_json(rep))
+        return
+    if fmt is ReportFormat.csv:
+        typer.echo(to_csv(rep), nl=False)
+        return
+    table = Table(title="Campaigns (unique = distinct subscribers; human = excluding machine opens)")
+    labels = {"human_unique_opens": "human unique", "unique_opens": "unique",
+              "open_rate": "open rate", "human_open_rate": "human rate",
+              "machine_opens": "machine", "invalid_hits": "invalid",
+              "first_open_at": "first open (UTC)", "last_open_at": "last open (UTC)"}
+    for col in rep.columns:
+        table.add_column(labels.get(col, col), justify="left" if col in ("campaign", "category") else "right")
+    for row in rep.rows:
+        table.add_row(*(_cell(v, c) for v, c in zip(row, rep.columns, strict=True)))
+    console.print(table if rep.rows else "no campaigns yet")
+
+
+def forget(
+    ctx: typer.Context,
+    sid: str = typer.Option(..., "--sid", help="the subscriber id to erase"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+) -> None:
+    """Erase one subscriber everywhere (GDPR): raw hits, first opens, and their aggregates."""
+    from processor.analytics.access import writer_client
+    from processor.analytics.forget import forget_subscriber
+
+    if not yes and not typer.confirm(f"erase every record of subscriber {sid!r}?"):
+        raise typer.Exit(1)
+    client, db = writer_client(settings_from(ctx))
+    try:
+        done = forget_subscriber(client, db, sid)
+    finally:
+        client.close()
+    console.print(
+        f"removed {done.hits} hits and {done.first_opens} first opens; "
+        f"rebuilt {done.minutes_rebuilt} per-minute aggregate rows"
+    )
+
+
+def dashboard(ctx: typer.Context) -> None:
+    """Serve the dashboard (and the read-only query endpoint) against any ClickHouse."""
+    from processor.analytics.query_server import ClientBackend, serve
+    from processor.sinks.clickhouse.client import ClickHouseTarget, connect
+    from processor.sinks.clickhouse.schema import apply_migrations
+
+    s = settings_from(ctx)
+    target = ClickHouseTarget.parse(s.clickhouse_dsn, s.clickhouse_database)
+    client = connect(target)
+    apply_migrations(client, target.database)
+
+    async def run() -> None:
+        from processor.analytics.endpoint_file import published
+
+        runner = await serve(ClientBackend(client, target.database), s.query_host, s.query_port)
+        err_console.print(f"dashboard: {s.query_url}/dashboard  (Ctrl-C stops)")
+        try:
+            with published(s) if target.embedded else contextlib.nullcontext():
+                await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(schema_app, name="schema")
+    app.add_typer(sends_app, name="sends")
+    app.command()(report)
+    app.command()(forget)
+    app.command()(dashboard)
