@@ -5,11 +5,14 @@ Integration tests never skip: if the stack cannot start, the fixture raises and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +20,11 @@ from typing import Any
 
 import pytest
 
+from processor.analytics.query_server import ClientBackend, serve
 from processor.devstack.stack import LocalStack
 from processor.settings import Settings, load_settings
+from processor.sinks.clickhouse.schema import apply_migrations
+from tests.factories import generate, write
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,3 +115,28 @@ def query_chdb_in_subprocess(path: Path, sql: str) -> list[list[Any]]:
     )
     rows: list[list[Any]] = json.loads(out.stdout.strip().splitlines()[-1])
     return rows
+
+
+@pytest.fixture
+def endpoint(chdb_client: Any, ch_database: str) -> Iterator[str]:
+    apply_migrations(chdb_client, ch_database)
+    write(chdb_client, ch_database, generate(random.Random(8), 50, ["alpha", "beta"]))
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        runner = loop.run_until_complete(
+            serve(ClientBackend(chdb_client, ch_database), "127.0.0.1", port)
+        )
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    yield f"http://127.0.0.1:{port}"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)

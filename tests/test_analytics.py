@@ -11,11 +11,17 @@ from typing import Any
 import pytest
 
 from processor.analytics.forget import forget_subscriber
-from processor.analytics.report import SUMMARY_COLUMNS, campaign_report, parse_since, to_csv, to_json
+from processor.analytics.report import (
+    SUMMARY_COLUMNS,
+    campaign_report,
+    parse_since,
+    to_csv,
+    to_json,
+)
 from processor.analytics.sends import load_sends, read_sends
 from processor.errors import OpensError
 from processor.sinks.clickhouse.schema import apply_migrations
-from tests.test_views import generate, summary, truth, write
+from tests.factories import generate, summary, truth, write
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +32,20 @@ def sends_csv(tmp_path: Path, rows: list[str]) -> Path:
     return p
 
 
-def test_sends_reload_replaces_and_rates_follow(chdb_client: Any, ch_database: str, tmp_path: Path) -> None:
+def test_sends_reload_replaces_and_rates_follow(
+    chdb_client: Any, ch_database: str, tmp_path: Path
+) -> None:
     apply_migrations(chdb_client, ch_database)
     hits = generate(random.Random(2), 300, ["welcome", "digest"])
     write(chdb_client, ch_database, hits)
-    f = sends_csv(tmp_path, ["welcome,news,2026-11-20T08:00:00Z,1000",
-                             "welcome,news,2026-11-21T08:00:00Z,500", "digest,,2026-11-20,250"])
+    f = sends_csv(
+        tmp_path,
+        [
+            "welcome,news,2026-11-20T08:00:00Z,1000",
+            "welcome,news,2026-11-21T08:00:00Z,500",
+            "digest,,2026-11-20,250",
+        ],
+    )
     rows = read_sends(f)
     load_sends(chdb_client, ch_database, rows)
     load_sends(chdb_client, ch_database, rows)  # the same file again: replaces, not adds
@@ -44,13 +58,19 @@ def test_sends_reload_replaces_and_rates_follow(chdb_client: Any, ch_database: s
         exp["welcome"]["human_unique_opens"] / 1500
     )
     # A corrected count for the same send replaces the old one.
-    load_sends(chdb_client, ch_database, read_sends(sends_csv(tmp_path, ["digest,,2026-11-20,300"])))
+    load_sends(
+        chdb_client, ch_database, read_sends(sends_csv(tmp_path, ["digest,,2026-11-20,300"]))
+    )
     assert summary(chdb_client, ch_database)["digest"]["sends"] == 300
 
 
-def test_campaign_with_sends_but_no_opens_is_listed(chdb_client: Any, ch_database: str, tmp_path: Path) -> None:
+def test_campaign_with_sends_but_no_opens_is_listed(
+    chdb_client: Any, ch_database: str, tmp_path: Path
+) -> None:
     apply_migrations(chdb_client, ch_database)
-    load_sends(chdb_client, ch_database, read_sends(sends_csv(tmp_path, ["quiet,promo,2026-11-20,40"])))
+    load_sends(
+        chdb_client, ch_database, read_sends(sends_csv(tmp_path, ["quiet,promo,2026-11-20,40"]))
+    )
     row = summary(chdb_client, ch_database)["quiet"]
     assert (row["sends"], row["opens"], row["unique_opens"], row["open_rate"]) == (40, 0, 0, 0.0)
     assert row["first_open_at"] is None
@@ -58,7 +78,11 @@ def test_campaign_with_sends_but_no_opens_is_listed(chdb_client: Any, ch_databas
 
 @pytest.mark.parametrize(
     "rows",
-    [["welcome,news,not-a-date,10"], ["welcome,news,2026-11-20,-3"], ["welcome,news,2026-11-20,ten"]],
+    [
+        ["welcome,news,not-a-date,10"],
+        ["welcome,news,2026-11-20,-3"],
+        ["welcome,news,2026-11-20,ten"],
+    ],
 )
 def test_bad_sends_row_names_its_line(tmp_path: Path, rows: list[str]) -> None:
     with pytest.raises(OpensError, match=r"sends.csv:2"):

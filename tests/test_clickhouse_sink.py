@@ -8,40 +8,12 @@ from typing import Any
 
 import pytest
 
-from processor.core.hit import Hit
 from processor.metrics import Metrics
 from processor.sinks.clickhouse.schema import apply_migrations, load_migrations
 from processor.sinks.clickhouse.sink import ClickHouseSink
+from tests.factories import HOSTILE, make_hit
 
 pytestmark = pytest.mark.integration
-
-HOSTILE = ["'; DROP TABLE hits; --", "quote'\"`", "emoji 📬✉️", "x" * 10_000, "tab\tnew\nline"]
-
-
-def make_hit(i: int, **kw: Any) -> Hit:
-    base = Hit(
-        request_id=f"req-{i}",
-        ts_ms=1_764_000_000_000 + i,
-        source="realtime",
-        sid=f"s{i % 7}",
-        cid=f"c{i % 3}",
-        cat="",
-        signature="missing",
-        method="GET",
-        status=200,
-        uri="/o.gif",
-        edge_location="FRA56-P1",
-        client_ip="203.0.113.0",
-        country="DE",
-        user_agent="Mozilla/5.0",
-        client="",
-        device="",
-        machine=None,
-        referer="",
-        bytes=43,
-        time_taken=0.001,
-    )
-    return dataclasses.replace(base, **kw)
 
 
 def count(client: Any, db: str) -> int:

@@ -77,7 +77,11 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
             expected.setdefault(r.cid, set()).add(r.sid)
         out = subprocess.run(
             [sys.executable, "-m", "processor", "report", "--format", "json"],
-            env=env, capture_output=True, text=True, timeout=60, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         report = {row["campaign"]: row for row in json.loads(out.stdout)}
         assert {c: row["unique_opens"] for c, row in report.items()} == {

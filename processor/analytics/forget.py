@@ -24,30 +24,38 @@ def forget_subscriber(client: Any, database: str, sid: str) -> Forgotten:
     (``OPENS_HITS_TTL_DAYS``) cannot be rebuilt: its anonymous counts stay as they were.
     """
     p = {"db": database, "sid": sid}
-    n_hits = int(client.command(
-        "SELECT count() FROM {db:Identifier}.hits FINAL WHERE sid = {sid:String}", parameters=p
-    ))
-    n_first = int(client.command(
-        "SELECT count() FROM (SELECT cid FROM {db:Identifier}.first_opens "
-        "WHERE sid = {sid:String} GROUP BY cid)", parameters=p,
-    ))
+    n_hits = int(
+        client.command(
+            "SELECT count() FROM {db:Identifier}.hits FINAL WHERE sid = {sid:String}", parameters=p
+        )
+    )
+    n_first = int(
+        client.command(
+            "SELECT count() FROM (SELECT cid FROM {db:Identifier}.first_opens "
+            "WHERE sid = {sid:String} GROUP BY cid)",
+            parameters=p,
+        )
+    )
     keys = client.query(
         "SELECT DISTINCT cid, toStartOfMinute(ts) FROM {db:Identifier}.hits "
-        "WHERE sid = {sid:String}", parameters=p,
+        "WHERE sid = {sid:String}",
+        parameters=p,
     ).result_rows
     client.command(
         "DELETE FROM {db:Identifier}.hits WHERE sid = {sid:String}", parameters=p, settings=SYNC
     )
     client.command(
         "ALTER TABLE {db:Identifier}.first_opens DELETE WHERE sid = {sid:String}",
-        parameters=p, settings=SYNC,
+        parameters=p,
+        settings=SYNC,
     )
     if keys:
         kp = {"db": database, "keys": [(k[0], k[1]) for k in keys]}
         client.command(
             "ALTER TABLE {db:Identifier}.opens_by_minute DELETE "
             "WHERE (cid, minute) IN {keys:Array(Tuple(String, DateTime('UTC')))}",
-            parameters=kp, settings=SYNC,
+            parameters=kp,
+            settings=SYNC,
         )
         # Same expressions as the materialized view (migration 0003), over what remains.
         client.command(

@@ -65,9 +65,7 @@ class ClientBackend:
         self, sql: str, fmt: str | None, database: str | None, params: dict[str, str]
     ) -> bytes:
         self.client.database = database or self.default_database
-        data: bytes = self.client.raw_query(
-            sql, parameters=params or None, fmt=fmt
-        )
+        data: bytes = self.client.raw_query(sql, parameters=params or None, fmt=fmt)
         return data
 
 
@@ -88,7 +86,11 @@ def build_app(backend: QueryBackend) -> web.Application:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-endpoint")
 
     async def query(request: web.Request) -> web.StreamResponse:
-        body = (await request.read()).decode("utf-8", errors="replace") if request.can_read_body else ""
+        body = (
+            (await request.read()).decode("utf-8", errors="replace")
+            if request.can_read_body
+            else ""
+        )
         sql = " ".join(p for p in (request.query.get("query", ""), body) if p.strip()).strip()
         if not sql:
             if request.method == "GET":

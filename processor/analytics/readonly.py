@@ -13,14 +13,49 @@ import re
 
 READ_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"})
 # Table functions that read or write outside the database, or run programs.
-IO_TABLE_FUNCTIONS = frozenset({
-    "file", "url", "urlcluster", "s3", "s3cluster", "gcs", "oss", "cosn", "hdfs",
-    "hdfscluster", "azureblobstorage", "azureblobstoragecluster", "remote", "remotesecure",
-    "cluster", "clusterallreplicas", "mysql", "postgresql", "sqlite", "mongodb", "redis",
-    "jdbc", "odbc", "executable", "input", "python", "iceberg", "icebergs3", "icebergazure",
-    "iceberghdfs", "icebergcluster", "deltalake", "hudi", "fuzzjson", "fuzzquery", "arrowflight",
-    "ytsaurus", "paimon", "ai",
-})
+IO_TABLE_FUNCTIONS = frozenset(
+    {
+        "file",
+        "url",
+        "urlcluster",
+        "s3",
+        "s3cluster",
+        "gcs",
+        "oss",
+        "cosn",
+        "hdfs",
+        "hdfscluster",
+        "azureblobstorage",
+        "azureblobstoragecluster",
+        "remote",
+        "remotesecure",
+        "cluster",
+        "clusterallreplicas",
+        "mysql",
+        "postgresql",
+        "sqlite",
+        "mongodb",
+        "redis",
+        "jdbc",
+        "odbc",
+        "executable",
+        "input",
+        "python",
+        "iceberg",
+        "icebergs3",
+        "icebergazure",
+        "iceberghdfs",
+        "icebergcluster",
+        "deltalake",
+        "hudi",
+        "fuzzjson",
+        "fuzzquery",
+        "arrowflight",
+        "ytsaurus",
+        "paimon",
+        "ai",
+    }
+)
 _LITERALS = re.compile(
     r"""--[^\n]*|\#[^\n]*|/\*.*?(?:\*/|$)|'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.)*"?|`(?:[^`\\]|\\.)*`?""",
     re.S,

@@ -39,11 +39,11 @@ def read_sends(path: Path) -> list[SendRow]:
             try:
                 sent_at = datetime.fromisoformat(rec["sent_at"].strip().replace("Z", "+00:00"))
                 sends = int(rec["sends"])
-                if sends < 0 or not rec["campaign"]:
-                    raise ValueError
             except (ValueError, TypeError, AttributeError):
+                sends = -1
+            if sends < 0 or not rec.get("campaign"):
                 msg = f"{path}:{line}: bad row {rec!r}"
-                raise OpensError(msg, hint="sent_at is ISO 8601, sends a whole number") from None
+                raise OpensError(msg, hint="sent_at is ISO 8601, sends a whole number ≥ 0")
             sent_at = sent_at if sent_at.tzinfo else sent_at.replace(tzinfo=UTC)
             rows.append(SendRow(rec["campaign"], rec["category"] or "", sent_at, sends))
     return rows
@@ -56,8 +56,10 @@ def load_sends(client: Any, database: str, rows: list[SendRow]) -> int:
         return 0
     client.insert(
         "sends",
-        [[r.campaign, r.category, r.sent_at.astimezone(UTC).replace(tzinfo=None), r.sends]
-         for r in rows],
+        [
+            [r.campaign, r.category, r.sent_at.astimezone(UTC).replace(tzinfo=None), r.sends]
+            for r in rows
+        ],
         column_names=["campaign", "category", "sent_at", "sends"],
         database=database,
     )

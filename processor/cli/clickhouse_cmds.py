@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,13 +28,18 @@ class ReportFormat(StrEnum):
 @schema_app.command("apply")
 def schema_apply(
     ctx: typer.Context,
-    cluster: str = typer.Option(
-        None, "--cluster", help="render the ON CLUSTER / Replicated / Distributed variant"
-    ),
-    print_only: bool = typer.Option(
-        False, "--print", help="print the SQL instead of running it (always with --cluster "
-        "against the embedded default)"
-    ),
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="render the ON CLUSTER / Replicated / Distributed variant"),
+    ] = None,
+    print_only: Annotated[
+        bool,
+        typer.Option(
+            "--print",
+            help="print the SQL instead of running it (always with "
+            "--cluster against the embedded default)",
+        ),
+    ] = False,
 ) -> None:
     """Create or migrate the ClickHouse schema (numbered migrations, idempotent)."""
     from processor.sinks.clickhouse.client import ClickHouseTarget, connect
@@ -73,7 +78,7 @@ def schema_apply(
 @sends_app.command("load")
 def sends_load(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="CSV with columns campaign,category,sent_at,sends"),
+    file: Annotated[Path, typer.Argument(help="CSV with columns campaign,category,sent_at,sends")],
 ) -> None:
     """Load delivered sends; loading the same file again replaces its rows."""
     from processor.analytics.access import writer_client
@@ -102,11 +107,14 @@ def _cell(value: Any, column: str) -> str:
 
 def report(
     ctx: typer.Context,
-    campaign: list[str] = typer.Option(None, "--campaign", "-c", help="only these campaigns"),
-    since: str = typer.Option(
-        None, "--since", help="campaigns with an open since: 2026-11-01, 2026-11-01T08:00Z, 24h, 7d"
-    ),
-    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f"),
+    campaign: Annotated[
+        list[str] | None, typer.Option("--campaign", "-c", help="only these campaigns")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="campaigns with an open since: 2026-11-01, 2026-11-01T08:00Z, 24h, 7d"),
+    ] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.table,
 ) -> None:
     """Campaign summary: sends, opens, unique and human opens, open rates (campaign_summary)."""
     from processor.analytics.access import reader_client
@@ -132,13 +140,23 @@ def report(
     if fmt is ReportFormat.csv:
         typer.echo(to_csv(rep), nl=False)
         return
-    table = Table(title="Campaigns (unique = distinct subscribers; human = excluding machine opens)")
-    labels = {"human_unique_opens": "human unique", "unique_opens": "unique",
-              "open_rate": "open rate", "human_open_rate": "human rate",
-              "machine_opens": "machine", "invalid_hits": "invalid",
-              "first_open_at": "first open (UTC)", "last_open_at": "last open (UTC)"}
+    table = Table(
+        title="Campaigns (unique = distinct subscribers; human = excluding machine opens)"
+    )
+    labels = {
+        "human_unique_opens": "human unique",
+        "unique_opens": "unique",
+        "open_rate": "open rate",
+        "human_open_rate": "human rate",
+        "machine_opens": "machine",
+        "invalid_hits": "invalid",
+        "first_open_at": "first open (UTC)",
+        "last_open_at": "last open (UTC)",
+    }
     for col in rep.columns:
-        table.add_column(labels.get(col, col), justify="left" if col in ("campaign", "category") else "right")
+        table.add_column(
+            labels.get(col, col), justify="left" if col in ("campaign", "category") else "right"
+        )
     for row in rep.rows:
         table.add_row(*(_cell(v, c) for v, c in zip(row, rep.columns, strict=True)))
     console.print(table if rep.rows else "no campaigns yet")
@@ -146,8 +164,8 @@ def report(
 
 def forget(
     ctx: typer.Context,
-    sid: str = typer.Option(..., "--sid", help="the subscriber id to erase"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    sid: Annotated[str, typer.Option("--sid", help="the subscriber id to erase")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
     """Erase one subscriber everywhere (GDPR): raw hits, first opens, and their aggregates."""
     from processor.analytics.access import writer_client

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from processor.cli import clickhouse_cmds
 from processor.cli.context import settings_from
-from processor.cli.output import console, err_console
+from processor.cli.output import err_console
 from processor.cli.stack_cmds import stack_app
 from processor.errors import OpensError
 
@@ -33,7 +34,9 @@ def main(ctx: typer.Context) -> None:
 @app.command()
 def worker(
     ctx: typer.Context,
-    loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning"),
+    loglevel: Annotated[
+        str, typer.Option("--loglevel", "-l", help="debug, info, warning")
+    ] = "info",
 ) -> None:
     """Run the worker: Kinesis source, Faust agents, ClickHouse sink, /healthz and /metrics."""
     from processor.worker import run_worker
@@ -44,11 +47,10 @@ def worker(
 @app.command()
 def demo(
     ctx: typer.Context,
-    keep_running: bool = typer.Option(
-        False,
-        "--keep-running",
-        help="leave the stack up afterwards (default: stop what the demo started)",
-    ),
+    keep_running: Annotated[
+        bool,
+        typer.Option(help="leave the stack up afterwards (default: stop what the demo started)"),
+    ] = False,
 ) -> None:
     """The whole pipeline on the local stack with generated traffic, ending with what landed."""
     from processor.demo import run_demo

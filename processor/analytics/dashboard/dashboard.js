@@ -4,6 +4,7 @@ const COLORS = ["#2f6fed", "#12a37a", "#e8793a", "#9b59d0", "#d64562", "#0ea5b7"
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const fmt = (n) => Number(n).toLocaleString("en-US");
+const ago = (s) => (s < 120 ? s.toFixed(1) + " s" : s < 7200 ? (s / 60).toFixed(0) + " min" : s < 172800 ? (s / 3600).toFixed(1) + " h" : (s / 86400).toFixed(0) + " d");
 const pct = (r) => (r === null || r === undefined ? "–" : (100 * r).toFixed(1) + "%");
 
 async function sql(query, params = {}) {
@@ -65,7 +66,8 @@ function lineChart(el, series, t0, t1) {
   for (let i = 0; i <= 4; i++) {
     const t = t0 + ((t1 - t0) * i) / 4;
     const label = new Date(t).toISOString().slice(5, 16).replace("T", " ");
-    svg += `<text x="${x(t)}" y="${H - 6}" font-size="11" text-anchor="middle" fill="#6b7385">${label}</text>`;
+    const anchor = i === 0 ? "start" : i === 4 ? "end" : "middle";
+    svg += `<text x="${x(t)}" y="${H - 6}" font-size="11" text-anchor="${anchor}" fill="#6b7385">${label}</text>`;
   }
   series.forEach((s, i) => {
     const pts = s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
@@ -135,7 +137,7 @@ async function renderBreakdowns() {
 
 async function renderFreshness() {
   const rows = await sql("SELECT source, toString(last_event_at) AS last_event_at, lag_seconds FROM freshness ORDER BY source");
-  $("fresh").querySelector("tbody").innerHTML = rows.map((r) => `<tr><td>${esc(r.source)}</td><td>${esc(r.last_event_at)}</td><td class="n">${Number(r.lag_seconds).toFixed(1)} s</td></tr>`).join("");
+  $("fresh").querySelector("tbody").innerHTML = rows.map((r) => `<tr><td>${esc(r.source)}</td><td>${esc(r.last_event_at)}</td><td class="n">${ago(Number(r.lag_seconds))}</td></tr>`).join("");
   $("freshness").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
 }
 

@@ -107,10 +107,13 @@ def render_cluster(database: str, cluster: str) -> list[str]:
             if t := _CREATE_TABLE.match(stmt):
                 name, local = t["name"], t["name"] + "_local"
                 args = ", ".join(
-                    a for a in (
-                        f"'/clickhouse/tables/{{shard}}/{database}/{local}'", "'{replica}'",
+                    a
+                    for a in (
+                        f"'/clickhouse/tables/{{shard}}/{database}/{local}'",
+                        "'{replica}'",
                         t["args"] or "",
-                    ) if a
+                    )
+                    if a
                 )
                 out.append(
                     f"CREATE TABLE IF NOT EXISTS {db}.{local} {on} {t['body']}\n"
@@ -138,7 +141,8 @@ def render_cluster(database: str, cluster: str) -> list[str]:
 def apply_hits_ttl(client: Any, database: str, days: int) -> str:
     """Raw-hit retention; aggregates and first opens are separate tables and keep everything."""
     ddl = client.query(
-        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = 'hits'",
+        "SELECT create_table_query FROM system.tables "
+        "WHERE database = {db:String} AND name = 'hits'",
         parameters={"db": database},
     ).result_rows[0][0]
     has_ttl = " TTL " in ddl
