@@ -32,6 +32,7 @@ _CONTENT_TYPES = {
     "CSV": "text/csv; charset=UTF-8",
     "CSVWithNames": "text/csv; charset=UTF-8",
 }
+DASHBOARD_PATH = "/dashboard"
 STATIC = ("index.html", "dashboard.js", "dashboard.css")
 
 
@@ -94,7 +95,7 @@ def build_app(backend: QueryBackend) -> web.Application:
         sql = " ".join(p for p in (request.query.get("query", ""), body) if p.strip()).strip()
         if not sql:
             if request.method == "GET":
-                raise web.HTTPFound("/dashboard")
+                raise web.HTTPFound(location=DASHBOARD_PATH)
             return _error(400, 62, "empty query")
         if reason := refusal(sql):
             return _error(403, 164, f"this endpoint is read-only: {reason}. (READONLY)")
