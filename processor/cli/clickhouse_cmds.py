@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from processor.cli.context import settings_from
-from processor.cli.output import console, err_console
+from processor.cli.output import console, err_console, is_terminal
 from processor.errors import OpensError
 
 schema_app = typer.Typer(help="ClickHouse schema migrations.", no_args_is_help=True)
@@ -159,7 +160,9 @@ def report(
         )
     for row in rep.rows:
         table.add_row(*(_cell(v, c) for v, c in zip(row, rep.columns, strict=True)))
-    console.print(table if rep.rows else "no campaigns yet")
+    # Piped output has no terminal width; give the wide table room rather than squeeze it.
+    out = console if is_terminal() else Console(width=220)
+    out.print(table if rep.rows else "no campaigns yet")
 
 
 def forget(
