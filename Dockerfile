@@ -1,12 +1,12 @@
 # The worker image: slim, non-root, exact locked dependencies.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml requirements.lock README.md ./
+COPY pyproject.toml requirements-runtime.lock README.md ./
 COPY processor ./processor
 COPY infra ./infra
 RUN pip install --no-cache-dir 'uv>=0.5,<1' \
  && uv venv /opt/venv \
- && uv pip sync --python /opt/venv/bin/python requirements.lock \
+ && uv pip sync --python /opt/venv/bin/python requirements-runtime.lock \
  && uv pip install --python /opt/venv/bin/python --no-deps .
 
 FROM python:3.11-slim

@@ -24,8 +24,9 @@ install: $(STAMP) ## Create .venv with the exact locked dependencies
 	@true
 
 .PHONY: lock
-lock: ## Re-resolve requirements.lock from pyproject.toml
+lock: ## Re-resolve requirements.lock (and the worker image's runtime lock) from pyproject.toml
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 -c requirements.lock -o requirements-runtime.lock
 
 .PHONY: lint
 lint: install ## ruff lint + format check

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     realtime_fields: Annotated[tuple[str, ...], NoDecode] = DEFAULT_REALTIME_FIELDS
     pixel_path: str = Field("/o.gif", pattern=r"^/\S*$")
     pixel_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    pixel_base_url: str = Field("", description="https://… the pixel is served from (pixel-url)")
     ip_privacy: Literal["truncate", "full", "drop"] = "truncate"
 
     # --- ClickHouse ---
@@ -140,6 +141,7 @@ class Settings(BaseSettings):
             pixel_path=self.pixel_path,
             secrets=tuple(s.get_secret_value().encode() for s in self.pixel_secrets),
             ip_privacy=self.ip_privacy,
+            data_dir=self.data_dir,
         )
 
     def redacted(self) -> dict[str, Any]:

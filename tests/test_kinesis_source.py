@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from processor.demo import ensure_stream
 from processor.devstack.stack import LocalStack
 from processor.metrics import Metrics
+from processor.sources.checkpoints import SHARD_END, MemoryCheckpoints
 from processor.sources.kinesis import KinesisSource, SourceRecord, user_records
 from tests.conftest import unique
 
@@ -67,11 +68,12 @@ def test_reads_every_shard_and_checkpoints_after_forward(stack: LocalStack) -> N
         if fail_once["armed"]:
             fail_once["armed"] = False
             # Kafka refused: the checkpoint must not move past these records.
-            assert shard not in source.checkpoints
+            assert source.checkpoints.get(shard) is None
             raise RuntimeError("broker unavailable")
         got.extend(records)
 
-    source = KinesisSource(client, stream, forward, Metrics(), poll_interval=0.2)
+    store = MemoryCheckpoints()
+    source = KinesisSource(client, stream, forward, Metrics(), checkpoints=store, poll_interval=0.2)
 
     async def go() -> None:
         task = asyncio.create_task(source.run(refresh_seconds=0.5))
@@ -84,8 +86,8 @@ def test_reads_every_shard_and_checkpoints_after_forward(stack: LocalStack) -> N
 
     asyncio.run(go())
     assert {r.data for r in got} == set(payloads)  # nothing skipped despite the failure
-    assert len(source.checkpoints) == 3
-    for shard, seq in source.checkpoints.items():
+    assert len(store.values) == 3
+    for shard, seq in store.values.items():
         assert seq == max((r.seq for r in got if r.shard == shard), key=int)
 
 
@@ -141,7 +143,8 @@ def test_throttling_and_expired_iterator_recover_from_checkpoint() -> None:
         asyncio.run(asyncio.wait_for(source.read_shard(shard), timeout=30))
         stub.assert_no_pending_responses()
     assert [r.data for r in forwarded] == [b"hello\n"]
-    assert source.checkpoints[shard] == "495"
+    # Drained and closed: the reader marks the shard finished.
+    assert source.checkpoints.get(shard) == SHARD_END
     text = metrics.exposition().decode()
     assert 'opens_kinesis_errors_total{code="ProvisionedThroughputExceededException"} 1.0' in text
     assert 'opens_kinesis_errors_total{code="ExpiredIteratorException"} 1.0' in text

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from processor.cli import clickhouse_cmds
+from processor.cli import clickhouse_cmds, decode_cmds
 from processor.cli.context import settings_from
 from processor.cli.output import err_console
 from processor.cli.stack_cmds import stack_app
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 clickhouse_cmds.register(app)
+decode_cmds.register(app)
 
 
 @app.callback()

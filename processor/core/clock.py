@@ -39,14 +39,14 @@ def epoch_ms_from_seconds_text(value: str) -> int | None:
 class StandardClock:
     """``date`` (``YYYY-MM-DD``) + ``time`` (``HH:MM:SS``, UTC) → epoch ms, cached per value."""
 
-    __slots__ = ("_dates", "_times")
+    __slots__ = ("dates", "times")
 
     def __init__(self) -> None:
-        self._dates: dict[str, int] = {}
-        self._times: dict[str, int] = {}
+        self.dates: dict[str, int] = {}
+        self.times: dict[str, int] = {}
 
     def date_ms(self, value: str) -> int | None:
-        ms = self._dates.get(value)
+        ms = self.dates.get(value)
         if ms is None:
             if len(value) != 10 or not value.isascii():
                 return None
@@ -54,13 +54,13 @@ class StandardClock:
                 d = date.fromisoformat(value)
             except ValueError:
                 return None
-            if len(self._dates) > _CACHE_LIMIT:
-                self._dates.clear()
-            ms = self._dates[value] = (d.toordinal() - _EPOCH_DAY) * 86_400_000
+            if len(self.dates) > _CACHE_LIMIT:
+                self.dates.clear()
+            ms = self.dates[value] = (d.toordinal() - _EPOCH_DAY) * 86_400_000
         return ms
 
     def time_ms(self, value: str) -> int | None:
-        ms = self._times.get(value)
+        ms = self.times.get(value)
         if ms is None:
             # HH:MM:SS, optionally with a fraction (standard logging v2 may add one).
             head, _, frac = value.partition(".")
@@ -77,9 +77,9 @@ class StandardClock:
                 if not (frac.isascii() and frac.isdigit()):
                     return None
                 ms += int((frac + "00")[:3])
-            if len(self._times) > _CACHE_LIMIT:
-                self._times.clear()
-            self._times[value] = ms
+            if len(self.times) > _CACHE_LIMIT:
+                self.times.clear()
+            self.times[value] = ms
         return ms
 
     def epoch_ms(self, date_text: str, time_text: str) -> int | None:

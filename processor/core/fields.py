@@ -125,3 +125,42 @@ def canonical_order(selected: Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise UnknownFieldError(unknown)
     return tuple(sorted(names, key=_RANK.__getitem__))
+
+
+# Standard (legacy W3C) log fields in file order. CloudFront only ever appended fields, so a file
+# with no ``#Fields:`` header is read as the first N of these (12 in 2012 … 33 since 2019).
+STANDARD_FIELDS: tuple[str, ...] = (
+    "date",
+    "time",
+    "x-edge-location",
+    "sc-bytes",
+    "c-ip",
+    "cs-method",
+    "cs(Host)",
+    "cs-uri-stem",
+    "sc-status",
+    "cs(Referer)",
+    "cs(User-Agent)",
+    "cs-uri-query",
+    "cs(Cookie)",
+    "x-edge-result-type",
+    "x-edge-request-id",
+    "x-host-header",
+    "cs-protocol",
+    "cs-bytes",
+    "time-taken",
+    "x-forwarded-for",
+    "ssl-protocol",
+    "ssl-cipher",
+    "x-edge-response-result-type",
+    "cs-protocol-version",
+    "fle-status",
+    "fle-encrypted-fields",
+    "c-port",
+    "time-to-first-byte",
+    "x-edge-detailed-result-type",
+    "sc-content-type",
+    "sc-content-len",
+    "sc-range-start",
+    "sc-range-end",
+)

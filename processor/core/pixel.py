@@ -9,6 +9,8 @@ Ruby mailer (``?subscriber=..&category=..``) carry no signature and are accepted
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Literal
@@ -20,7 +22,9 @@ from processor.core.text import form_value
 __all__ = [
     "PIXEL_GIF",
     "PixelParams",
+    "Signer",
     "parse_pixel_query",
+    "pixel_query_values",
     "pixel_url",
     "sign",
     "snippet",
@@ -29,7 +33,7 @@ __all__ = [
 
 # The 43-byte transparent 1x1 GIF89a served as the pixel.
 PIXEL_GIF = bytes.fromhex(
-    "474946383961010001008000000000ffffff21f90401000000002c00000000010001000002024401003b"
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
 )
 
 _WANTED = frozenset({"sid", "cid", "cat", "sig", "subscriber", "category"})
@@ -45,23 +49,50 @@ def sign(secret: bytes, sid: str, cid: str, cat: str = "") -> str:
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
-def verify(
-    secrets: tuple[bytes, ...], sid: str, cid: str, cat: str, sig: str | None
-) -> Signature:
+def verify(secrets: tuple[bytes, ...], sid: str, cid: str, cat: str, sig: str | None) -> Signature:
     """``valid`` if any secret produced ``sig``; ``missing`` if unsigned or no secret is set."""
-    if not sig or not secrets:
-        return "missing"
-    try:
+    return Signer(secrets).verify(sid, cid, cat, sig)
+
+
+_B64_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+class Signer:
+    """``verify`` for a fixed set of secrets, with each key's HMAC pads hashed once.
+
+    HMAC-SHA256(k, m) = H((k ^ opad) || H((k ^ ipad) || m)); the two keyed prefixes are the same
+    for every pixel, so their SHA-256 states are computed here and copied per check. That halves
+    the cost of ``hmac.digest`` on the decoding hot path; the result is the same HMAC.
+    """
+
+    __slots__ = ("_states",)
+
+    def __init__(self, secrets: tuple[bytes, ...]) -> None:
+        states = []
+        for secret in secrets:
+            key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+            key = key.ljust(64, b"\0")
+            inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+            outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+            states.append((inner, outer))
+        self._states = tuple(states)
+
+    def verify(self, sid: str, cid: str, cat: str, sig: str | None) -> Signature:
+        if not sig or not self._states:
+            return "missing"
+        if len(sig) != 22 or not sig.isascii():
+            return "invalid"
         given = sig.encode("ascii")
-    except UnicodeEncodeError:
+        msg = f"v1\n{sid}\n{cid}\n{cat}".encode()
+        for inner, outer in self._states:
+            h = inner.copy()
+            h.update(msg)
+            o = outer.copy()
+            o.update(h.digest())
+            expected = binascii.b2a_base64(o.digest()[:16], newline=False)[:22]
+            if hmac.compare_digest(expected.translate(_B64_URLSAFE), given):
+                return "valid"
         return "invalid"
-    msg = _message(sid, cid, cat)
-    for secret in secrets:
-        digest = hmac.digest(secret, msg, "sha256")
-        expected = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=")
-        if hmac.compare_digest(expected, given):
-            return "valid"
-    return "invalid"
 
 
 def pixel_url(
@@ -97,40 +128,51 @@ class PixelParams:
     legacy: bool
 
 
-def parse_pixel_query(query: str, legacy_campaign_param: str = "category") -> PixelParams:
-    """Parse an already CloudFront-decoded query as a form query; the first value of a key wins.
+def pixel_query_values(
+    query: str, legacy_campaign_param: str = "category"
+) -> tuple[str | None, str | None, str, str | None, bool]:
+    """``(sid, cid, cat, sig, legacy)`` from an already CloudFront-decoded query (hot path).
 
-    Only the pixel's own keys are decoded, so long foreign queries cost little.
+    Parsed as a form query; the first value of a key wins. Only the pixel's own keys are
+    decoded, so long foreign queries cost little.
     """
+    if "%" not in query and "+" not in query:
+        parts = query.split("&")
+        if len(parts) == 4:
+            # The exact layout ``pixel_url`` writes: no dict, no decoding.
+            a, b, c, d = parts
+            if a[:4] == "sid=" and b[:4] == "cid=" and c[:4] == "cat=" and d[:4] == "sig=":
+                return a[4:] or None, b[4:] or None, c[4:], d[4:], False
     found: dict[str, str] = {}
     wanted = _WANTED if legacy_campaign_param in _WANTED else _WANTED | {legacy_campaign_param}
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        if key not in wanted:
-            if "%" not in key and "+" not in key:
-                continue
+    if "%" not in query and "+" not in query:
+        # Nothing to decode: the common case for the URLs ``pixel_url`` builds.
+        for part in query.split("&"):
+            key, _, value = part.partition("=")
+            if key in wanted and key not in found:
+                found[key] = value
+    else:
+        for part in query.split("&"):
+            key, _, value = part.partition("=")
             key = form_value(key)
-            if key not in wanted:
-                continue
-        if key not in found:
-            found[key] = form_value(value)
+            if key in wanted and key not in found:
+                found[key] = form_value(value)
     sid = found.get("sid")
     if sid is None and "subscriber" in found:
-        category = found.get("category", "")
-        return PixelParams(
-            sid=found["subscriber"] or None,
-            cid=found.get(legacy_campaign_param) or None,
-            cat=category,
-            sig=None,
-            legacy=True,
+        return (
+            found["subscriber"] or None,
+            found.get(legacy_campaign_param) or None,
+            found.get("category", ""),
+            None,
+            True,
         )
-    return PixelParams(
-        sid=sid or None,
-        cid=found.get("cid") or None,
-        cat=found.get("cat", ""),
-        sig=found.get("sig") or None,
-        legacy=False,
-    )
+    return (sid or None, found.get("cid") or None, found.get("cat", ""), found.get("sig"), False)
+
+
+def parse_pixel_query(query: str, legacy_campaign_param: str = "category") -> PixelParams:
+    """``PixelParams`` from an already CloudFront-decoded query (see ``pixel_query_values``)."""
+    sid, cid, cat, sig, legacy = pixel_query_values(query, legacy_campaign_param)
+    return PixelParams(sid=sid, cid=cid, cat=cat, sig=sig or None, legacy=legacy)
 
 
 TemplateKind = Literal["erb", "jinja"]
@@ -139,11 +181,13 @@ _ERB = """\
 <%# Open-tracking pixel (cloudfront-opens). Campaign {cid!r}, category {cat!r}.
     The mailer needs OPENS_PIXEL_SECRETS in its environment (the first secret signs). %>
 <% opens_sid = ({sid_expr}).to_s
-   opens_sig = Base64.urlsafe_encode64(
-     OpenSSL::HMAC.digest("SHA256", ENV.fetch("OPENS_PIXEL_SECRETS").split(",").first.strip,
-                          "v1\\n#{{opens_sid}}\\n{cid_ruby}\\n{cat_ruby}")[0, 16], padding: false) %>
+   opens_key = ENV.fetch("OPENS_PIXEL_SECRETS").split(",").first.strip
+   opens_mac = OpenSSL::HMAC.digest("SHA256", opens_key,
+                                    "v1\\n#{{opens_sid}}\\n{cid_ruby}\\n{cat_ruby}")
+   opens_sig = Base64.urlsafe_encode64(opens_mac[0, 16], padding: false) %>
 <img src="{base}?sid=<%= ERB::Util.url_encode(opens_sid) %>&amp;cid={cid_q}&amp;cat={cat_q}\
-&amp;sig=<%= opens_sig %>" width="1" height="1" alt="" style="display:block;border:0;width:1px;height:1px">
+&amp;sig=<%= opens_sig %>" width="1" height="1" alt="" \
+style="display:block;border:0;width:1px;height:1px">
 """
 
 _JINJA = """\

@@ -2,7 +2,7 @@
 
 CloudFront escapes ``%`` once more in query strings (a client's ``%26`` is logged ``%2526``), so a
 logged query is percent-decoded once and then parsed as an ordinary form query. Old standard logs
-(2013–2020) double-encode the user agent as well. Every helper returns its input unchanged when
+(2013-2020) double-encode the user agent as well. Every helper returns its input unchanged when
 there is nothing to decode, which is the common case and costs one ``in`` test.
 """
 
@@ -33,7 +33,7 @@ def decode_ua_once(value: str) -> str:
 
 
 def decode_ua_auto(value: str) -> str:
-    """Standard logs: single-encoded today, double-encoded (``%2520``) in many 2013–2020 files.
+    """Standard logs: single-encoded today, double-encoded (``%2520``) in many 2013-2020 files.
 
     Decode once; if the result still holds escapes and no space at all, it was double-encoded, so
     decode again. A single-encoded agent with spaces decodes to text with spaces and stops there.

@@ -1,15 +1,18 @@
-"""Kinesis source: poll every shard of a stream and forward records, checkpointing after acks.
+"""Kinesis source: poll the shards this worker owns and forward records, checkpointing after acks.
 
 A thin adapter around boto3 (no KCL, no DynamoDB). Each GetRecords batch is handed to
-``forward`` together with its shard id; only when ``forward`` returns (the records are
-acknowledged by Kafka) does the shard's checkpoint advance, so a crash re-reads and never
-skips. boto3 is blocking, so calls run in a thread; one asyncio task per shard.
+``forward`` with its shard id; only when ``forward`` returns (Kafka acknowledged the records)
+is the shard's checkpoint written, so a crash re-reads and never skips. Resharding: a child
+shard is read only when every parent is finished (``SHARD_END``) or expired, which keeps each
+key's records in order across a split or merge. boto3 blocks, so calls run in threads; one
+asyncio task per shard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from processor.backoff import backoff_delay
 from processor.metrics import Metrics
+from processor.sources.checkpoints import SHARD_END, CheckpointStore, MemoryCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +72,19 @@ def user_records(shard: str, records: list[dict[str, Any]]) -> Iterator[SourceRe
         )
 
 
+def parents(shard: dict[str, Any]) -> list[str]:
+    return [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p]
+
+
 Forward = Callable[[str, list[SourceRecord]], Awaitable[None]]
 
 
 class KinesisSource:
-    """Reads all shards of ``stream``; ``forward`` must return only once Kafka has the records."""
+    """Reads the owned shards of ``stream``; ``forward`` returns once Kafka has the records.
+
+    ``owns(shard_id)`` says whether this worker owns a shard (Kafka partition assignment);
+    ``checkpoints`` is where positions survive a restart or a hand-over to another worker.
+    """
 
     def __init__(
         self,
@@ -81,7 +93,10 @@ class KinesisSource:
         forward: Forward,
         metrics: Metrics,
         *,
+        checkpoints: CheckpointStore | None = None,
+        owns: Callable[[str], bool] = lambda _: True,
         start: str = "TRIM_HORIZON",
+        start_timestamp: datetime | None = None,
         poll_interval: float = 1.0,
         batch_limit: int = 1000,
     ) -> None:
@@ -89,11 +104,14 @@ class KinesisSource:
         self.stream = stream
         self.forward = forward
         self.metrics = metrics
+        self.checkpoints = checkpoints if checkpoints is not None else MemoryCheckpoints()
+        self.owns = owns
         self.start = start
+        self.start_timestamp = start_timestamp
         self.poll_interval = max(MIN_POLL_SECONDS, poll_interval)
         self.batch_limit = batch_limit
-        self.checkpoints: dict[str, str] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
 
     async def _call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, **kwargs)
@@ -109,21 +127,27 @@ class KinesisSource:
                 return shards
             kwargs = {"NextToken": token}  # StreamName must be omitted with NextToken
 
-    async def _iterator(self, shard: str) -> str:
+    async def _iterator(self, shard: str) -> str | None:
         kwargs: dict[str, Any] = {"StreamName": self.stream, "ShardId": shard}
-        if shard in self.checkpoints:
+        checkpoint = self.checkpoints.get(shard)
+        if checkpoint == SHARD_END:
+            return None
+        if checkpoint is not None:
             kwargs.update(
-                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                StartingSequenceNumber=self.checkpoints[shard],
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=checkpoint
             )
+        elif self.start == "AT_TIMESTAMP" and self.start_timestamp is not None:
+            kwargs.update(ShardIteratorType="AT_TIMESTAMP", Timestamp=self.start_timestamp)
+        elif self.start == "LATEST":
+            kwargs["ShardIteratorType"] = "LATEST"
         else:
-            kwargs["ShardIteratorType"] = self.start
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
         resp = await self._call(self.client.get_shard_iterator, **kwargs)
         return str(resp["ShardIterator"])
 
     async def read_shard(self, shard: str) -> None:
         """Poll one shard until it is closed and drained, or the task is cancelled."""
-        iterator: str | None = await self._iterator(shard)
+        iterator = await self._iterator(shard)
         throttled = 0
         while iterator is not None:
             try:
@@ -150,33 +174,59 @@ class KinesisSource:
                 batch = list(user_records(shard, records))
                 await self.forward(shard, batch)
                 # Only now, with Kafka's ack in hand, may the checkpoint move.
-                self.checkpoints[shard] = records[-1]["SequenceNumber"]
+                await self.checkpoints.put(shard, records[-1]["SequenceNumber"])
                 self.metrics.kinesis_records.labels(shard).inc(len(batch))
             iterator = resp.get("NextShardIterator")
-            if not records or not lag:
-                await asyncio.sleep(self.poll_interval)
-            else:
-                await asyncio.sleep(MIN_POLL_SECONDS)
+            if iterator is None:
+                break
+            await asyncio.sleep(MIN_POLL_SECONDS if records and lag else self.poll_interval)
+        await self.checkpoints.put(shard, SHARD_END)
         log.info("shard %s is closed and fully read", shard)
+        self._wake.set()  # its children may start now
+
+    def _startable(self, shard: dict[str, Any], known: set[str]) -> bool:
+        sid = shard["ShardId"]
+        if sid in self._tasks or not self.owns(sid):
+            return False
+        if self.checkpoints.get(sid) == SHARD_END:
+            return False
+        # Parent first: a parent still listed must be finished before its child is read.
+        return all(p not in known or self.checkpoints.get(p) == SHARD_END for p in parents(shard))
 
     async def run(self, refresh_seconds: float = 30.0) -> None:
-        """Discover shards, keep one reader task per shard, rediscover periodically."""
+        """Keep one reader per owned, startable shard; rediscover shards periodically."""
         try:
             while True:
-                for shard in await self.list_shards():
-                    sid = shard["ShardId"]
-                    if sid not in self._tasks:
+                shards = await self.list_shards()
+                known = {s["ShardId"] for s in shards}
+                waiting = [
+                    s
+                    for s in shards
+                    if self.owns(s["ShardId"])
+                    and s["ShardId"] not in self._tasks
+                    and any(p in known for p in parents(s))
+                ]
+                if waiting:  # a parent may be owned, and finished, by another worker
+                    await self.checkpoints.refresh()
+                for shard in shards:
+                    if self._startable(shard, known):
+                        sid = shard["ShardId"]
                         log.info("reading Kinesis shard %s of %s", sid, self.stream)
                         self._tasks[sid] = asyncio.create_task(self.read_shard(sid))
                 for sid, task in list(self._tasks.items()):
                     if task.done() and not task.cancelled() and task.exception() is not None:
-                        log.error(
-                            "reader of shard %s failed: %r; restarting", sid, task.exception()
-                        )
+                        exc = task.exception()
+                        log.error("reader of shard %s failed: %r; restarting", sid, exc)
                         del self._tasks[sid]
-                await asyncio.sleep(refresh_seconds)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), refresh_seconds)
         finally:
-            for task in self._tasks.values():
-                task.cancel()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-            self._tasks.clear()
+            await self.stop_readers()
+
+    async def stop_readers(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()

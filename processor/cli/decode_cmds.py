@@ -1,0 +1,236 @@
+"""``opens pixel-url``, ``opens parse`` and ``opens data update`` (DESIGN §4).
+
+Thin wrappers over ``processor.core``: argument handling, settings, output and the one-line error
+messages. ``register(app)`` adds the commands to the main ``opens`` application.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import orjson
+import typer
+
+from processor.cli.context import settings_from
+from processor.core.context import DecodeContext
+from processor.core.data import APPLE_EGRESS_FILENAME, APPLE_EGRESS_URL
+from processor.core.egress import parse_egress_csv
+from processor.core.fields import UnknownFieldError, canonical_order
+from processor.core.logparse import LineDecoder, ParseSummary, decode_lines, line_decoder
+from processor.core.pixel import pixel_url, snippet
+from processor.core.reader import iter_lines, open_input
+from processor.errors import OpensError
+
+__all__ = ["register"]
+
+_FLUSH_EVERY = 4096
+
+
+class LogFormatChoice(StrEnum):
+    realtime = "realtime"
+    standard = "standard"
+    s3 = "s3"
+
+
+class TemplateChoice(StrEnum):
+    erb = "erb"
+    jinja = "jinja"
+
+
+def _settings_context(
+    ctx: typer.Context, pixel_only: bool = True
+) -> tuple[DecodeContext, tuple[str, ...], Path]:
+    """The decode context, real-time fields and data dir from the settings (``OPENS_*``)."""
+    settings = settings_from(ctx)
+    decode_ctx = dataclasses.replace(
+        settings.decode_context(), data_dir=settings.data_dir, pixel_only=pixel_only
+    )
+    return decode_ctx, tuple(settings.realtime_fields), Path(settings.data_dir)
+
+
+def pixel_url_cmd(
+    ctx: typer.Context,
+    sid: Annotated[
+        str | None,
+        typer.Option(
+            "--sid",
+            help="Subscriber id. With --template: the template expression that yields it.",
+        ),
+    ] = None,
+    cid: Annotated[str, typer.Option("--cid", help="Campaign id.")] = "",
+    cat: Annotated[str, typer.Option("--cat", help="Category (may be empty).")] = "",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="OPENS_PIXEL_BASE_URL",
+            help="Scheme and host serving the pixel, e.g. https://d111111abcdef8.cloudfront.net",
+        ),
+    ] = None,
+    template: Annotated[
+        TemplateChoice | None,
+        typer.Option("--template", help="Print the <img> snippet for an erb or jinja template."),
+    ] = None,
+) -> None:
+    """Print a signed pixel URL (or, with --template, the snippet a mailer pastes)."""
+    if not cid:
+        msg = "is required"
+        raise typer.BadParameter(msg, param_hint="--cid")
+    if not base_url:
+        msg = "is required (or set OPENS_PIXEL_BASE_URL)"
+        raise typer.BadParameter(msg, param_hint="--base-url")
+    if not base_url.startswith(("http://", "https://")):
+        msg = "must start with http:// or https://"
+        raise typer.BadParameter(msg, param_hint="--base-url")
+    decode_ctx, _, _ = _settings_context(ctx)
+    if template is not None:
+        text = snippet(
+            template.value, base_url, cid, cat, sid_expr=sid, pixel_path=decode_ctx.pixel_path
+        )
+        typer.echo(text, nl=False)
+        return
+    if not sid:
+        msg = "is required"
+        raise typer.BadParameter(msg, param_hint="--sid")
+    if not decode_ctx.secrets:
+        typer.echo(
+            "opens: OPENS_PIXEL_SECRETS is not set: the URL is unsigned (signature 'missing')",
+            err=True,
+        )
+    secret = decode_ctx.secrets[0] if decode_ctx.secrets else None
+    typer.echo(pixel_url(base_url, sid, cid, cat, secret=secret, pixel_path=decode_ctx.pixel_path))
+
+
+def parse_cmd(
+    ctx: typer.Context,
+    files: Annotated[list[str], typer.Argument(help="Log files (plain or gzip); '-' reads stdin.")],
+    log_format: Annotated[
+        LogFormatChoice, typer.Option("--format", help="Log format of every FILE.")
+    ],
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            "--fields",
+            help="Real-time fields that were selected, comma-separated, any order "
+            "(default: OPENS_REALTIME_FIELDS).",
+        ),
+    ] = None,
+    all_requests: Annotated[
+        bool,
+        typer.Option("--all", help="One object per request, not only pixel hits."),
+    ] = False,
+) -> None:
+    """Decode log files to NDJSON on stdout; bad lines are counted on stderr, never fatal."""
+    decode_ctx, default_fields, _ = _settings_context(ctx, pixel_only=not all_requests)
+    selected: tuple[str, ...] = default_fields
+    if fields is not None:
+        try:
+            selected = canonical_order(fields.split(","))
+        except UnknownFieldError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--fields") from None
+        if not selected:
+            msg = "is empty"
+            raise typer.BadParameter(msg, param_hint="--fields")
+    decode, new_file = line_decoder(log_format.value, decode_ctx, fields=selected)
+    summary = ParseSummary()
+    out = sys.stdout.buffer
+    try:
+        for name in files:
+            _parse_one(name, decode, new_file, summary, out)
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, like other Unix filters.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
+    finally:
+        typer.echo(f"opens parse: {summary.render()}", err=True)
+    if summary.unreadable:
+        raise typer.Exit(1)
+
+
+def _parse_one(
+    name: str,
+    decode: LineDecoder,
+    new_file: Callable[[], None],
+    summary: ParseSummary,
+    out: BinaryIO,
+) -> None:
+    try:
+        stream = open_input(name)
+    except OSError as exc:
+        typer.echo(f"opens: cannot open {name}: {exc.strerror or exc}", err=True)
+        summary.unreadable.append(name)
+        return
+    new_file()
+    dumps = orjson.dumps
+    option = orjson.OPT_APPEND_NEWLINE
+    buffer: list[bytes] = []
+    try:
+        for hit in decode_lines(decode, iter_lines(stream), summary, name):
+            buffer.append(dumps(hit.to_json_dict(), option=option))
+            if len(buffer) >= _FLUSH_EVERY:
+                out.write(b"".join(buffer))
+                buffer.clear()
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        # A truncated or corrupt gzip member: keep what was decoded, count the file as unreadable.
+        typer.echo(f"opens: cannot read all of {name}: {exc}", err=True)
+        summary.unreadable.append(name)
+    except EOFError as exc:
+        typer.echo(f"opens: {name} ends early (truncated gzip?): {exc}", err=True)
+        summary.unreadable.append(name)
+    finally:
+        if buffer:
+            out.write(b"".join(buffer))
+        stream.close()
+
+
+def data_update_cmd(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option("--url", help="Where Apple publishes the list.")] = (
+        APPLE_EGRESS_URL
+    ),
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds.")] = 60.0,
+) -> None:
+    """Download Apple's Private Relay egress ranges (used to recognise Apple MPP opens)."""
+    import httpx
+
+    _, _, data_dir = _settings_context(ctx)
+    target = data_dir / APPLE_EGRESS_FILENAME
+    try:
+        response = httpx.get(url, timeout=timeout, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        msg = f"cannot download Apple's egress ranges from {url}: {exc or type(exc).__name__}"
+        raise OpensError(
+            msg,
+            hint="offline? the classifier keeps using the shipped seed list",
+        ) from None
+    text = response.text
+    entries, rejected = parse_egress_csv(text.splitlines())
+    if not entries:
+        msg = f"{url} returned no IP ranges ({rejected} unreadable lines)"
+        raise OpensError(msg)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".csv.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    skipped = f" ({rejected} lines skipped)" if rejected else ""
+    typer.echo(f"saved {len(entries):,} ranges to {target}{skipped}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``pixel-url``, ``parse`` and ``data update`` to the ``opens`` application."""
+    app.command("pixel-url")(pixel_url_cmd)
+    app.command("parse")(parse_cmd)
+    data_app = typer.Typer(help="Reference data used by the classifier.", no_args_is_help=True)
+    data_app.command("update")(data_update_cmd)
+    app.add_typer(data_app, name="data")

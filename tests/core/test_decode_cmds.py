@@ -1,0 +1,203 @@
+"""``opens parse``, ``opens pixel-url``, ``opens data update`` through the typer app.
+
+Golden files: ``golden/<format>.log`` (lines written for these tests, modelled on the real
+layouts) and the NDJSON + summary they must produce. ``UPDATE_GOLDEN=1`` rewrites the expected
+files after a deliberate change; review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import orjson
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from processor.cli.decode_cmds import register
+from processor.core.pixel import verify
+from processor.errors import OpensError
+
+pytestmark = pytest.mark.unit
+
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_SECRET = "golden-secret"
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    root = typer.Typer()
+
+    @root.callback()
+    def main() -> None:
+        """opens"""
+
+    register(root)
+    return root
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("OPENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OPENS_PIXEL_SECRETS", GOLDEN_SECRET)
+    return tmp_path
+
+
+def _run(app: typer.Typer, args: list[str], stdin: bytes | None = None) -> tuple[int, bytes, str]:
+    runner = CliRunner()
+    result = runner.invoke(app, args, input=stdin)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("fmt", "extra"),
+    [("standard", []), ("realtime", []), ("s3", []), ("standard", ["--all"])],
+)
+def test_golden(app: typer.Typer, env: Path, fmt: str, extra: list[str]) -> None:
+    source = GOLDEN / f"{fmt}.log"
+    code, out, err = _run(app, ["parse", "--format", fmt, *extra, str(source)])
+    assert code == 0, err
+    stem = f"{fmt}{'-all' if extra else ''}"
+    summary = err.replace(str(source), source.name)
+    if os.environ.get("UPDATE_GOLDEN"):
+        (GOLDEN / f"{stem}.ndjson").write_bytes(out)
+        (GOLDEN / f"{stem}.summary").write_text(summary)
+    assert out == (GOLDEN / f"{stem}.ndjson").read_bytes()
+    assert summary == (GOLDEN / f"{stem}.summary").read_text()
+    for line in out.splitlines():
+        assert list(orjson.loads(line))[:2] == ["request_id", "ts"]
+
+
+def test_golden_contents_say_what_the_issue_requires(app: typer.Typer, env: Path) -> None:
+    _, out, err = _run(app, ["parse", "--format", "standard", str(GOLDEN / "standard.log")])
+    hits = {h["request_id"][:4]: h for h in map(orjson.loads, out.splitlines())}
+    assert hits["Gld1"]["signature"] == "valid"
+    assert hits["Gld2"]["machine"] == "apple_mpp" and hits["Gld2"]["sid"] == "ana@example.com"
+    assert (
+        hits["Gld3"]["machine"] is None and hits["Gld3"]["client"] == "Gmail (Google Image Proxy)"
+    )
+    assert hits["Gld3"]["sid"] == "a&b c"
+    assert (
+        hits["Gld4"]["machine"] == "unknown_bot" and hits["Gld4"]["client_ip"] == "2600:1700:2328::"
+    )
+    assert hits["Gld5"]["signature"] == "invalid" and hits["Gld5"]["machine"] == "yahoo_proxy"
+    assert hits["Gld6"]["signature"] == "missing" and hits["Gld6"]["cid"] == "weekly"
+    assert hits["Gld6"]["device"] == "mobile"
+    assert "Gld7" not in hits  # /favicon.ico
+    assert "field_count: 1" in err and "bad_timestamp: 1" in err
+
+
+def test_gzip_stdin_and_unreadable_inputs(app: typer.Typer, env: Path) -> None:
+    data = (GOLDEN / "standard.log").read_bytes()
+    gz = env / "E2EXAMPLE.2025-11-24-16.abc.gz"
+    gz.write_bytes(gzip.compress(data))
+    code, from_gz, _ = _run(app, ["parse", "--format", "standard", str(gz)])
+    assert code == 0
+    code, from_stdin, _ = _run(
+        app, ["parse", "--format", "standard", "-"], stdin=gzip.compress(data)
+    )
+    assert code == 0 and from_stdin == from_gz
+    assert from_gz == (GOLDEN / "standard.ndjson").read_bytes()
+    code, out, err = _run(app, ["parse", "--format", "standard", str(env / "nope.log"), str(gz)])
+    assert code == 1
+    assert out == from_gz  # the readable file is still decoded
+    assert "cannot open" in err and "nope.log" in err
+
+
+def test_realtime_fields_option(app: typer.Typer, env: Path) -> None:
+    line = "1764000000.123\t192.0.2.1\tMozilla/5.0%20(X11)\tsid=s&cid=c&cat=\n"
+    path = env / "rt.log"
+    path.write_text(line)
+    # Listed in any order: positions follow CloudFront's canonical order.
+    args = [
+        "parse",
+        "--format",
+        "realtime",
+        "--fields",
+        "cs-uri-query,cs-user-agent,c-ip,timestamp",
+    ]
+    code, out, _ = _run(app, [*args, str(path)])
+    assert code == 0
+    hit = orjson.loads(out)
+    assert (hit["sid"], hit["cid"], hit["client_ip"], hit["user_agent"]) == (
+        "s",
+        "c",
+        "192.0.2.0",
+        "Mozilla/5.0 (X11)",
+    )
+    code, _, err = _run(
+        app, ["parse", "--format", "realtime", "--fields", "timestamp,bogus", str(path)]
+    )
+    assert code == 2 and "bogus" in err
+
+
+def test_pixel_url(app: typer.Typer, env: Path) -> None:
+    code, out, _ = _run(
+        app,
+        [
+            "pixel-url",
+            "--sid",
+            "sub 1",
+            "--cid",
+            "c1",
+            "--cat",
+            "k",
+            "--base-url",
+            "https://px.example.com",
+        ],
+    )
+    assert code == 0
+    url = out.decode().strip()
+    q = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    assert url.startswith("https://px.example.com/o.gif?sid=sub%201&cid=c1&cat=k&sig=")
+    assert verify((GOLDEN_SECRET.encode(),), "sub 1", "c1", "k", q["sig"][0]) == "valid"
+    code, out, _ = _run(
+        app,
+        ["pixel-url", "--cid", "c1", "--base-url", "https://px.example.com", "--template", "erb"],
+    )
+    assert code == 0 and b'<img src="https://px.example.com/o.gif?sid=' in out
+    code, _, err = _run(app, ["pixel-url", "--sid", "s", "--cid", "c"])
+    assert code == 2 and "--base-url" in err
+
+
+def test_pixel_url_without_secret_warns(
+    app: typer.Typer, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENS_PIXEL_SECRETS")
+    code, out, err = _run(app, ["pixel-url", "--sid", "s", "--cid", "c", "--base-url", "http://x"])
+    assert code == 0 and b"sig=" not in out and "unsigned" in err
+
+
+def test_data_update_offline_fails_with_one_clear_line(
+    app: typer.Typer, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(*args: object, **kwargs: object) -> httpx.Response:
+        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(httpx, "get", offline)
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "update"])
+    assert isinstance(result.exception, OpensError)
+    line = result.exception.one_line()
+    assert "cannot download Apple's egress ranges" in line and "\n" not in line
+    assert not (env / "data" / "apple-egress-ip-ranges.csv").exists()
+
+
+def test_data_update_saves_the_list(
+    app: typer.Typer, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = "172.224.226.0/27,GB,GB-EN,London,\n2a02:26f7:b3c0:4000::/64,US,US-CA,Los Angeles,\n"
+
+    def fake_get(url: str, **kwargs: object) -> httpx.Response:
+        return httpx.Response(200, text=body, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "get", fake_get)
+    code, out, _ = _run(app, ["data", "update"])
+    assert code == 0 and b"saved 2 ranges" in out
+    assert (env / "data" / "apple-egress-ip-ranges.csv").read_text() == body
