@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
+from processor.backoff import backoff_delay
 from processor.core.hit import Hit
 from processor.core.outcome import Failure
 from processor.core.realtime import RealtimeDecoder
@@ -24,11 +25,50 @@ from processor.settings import Settings
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
 from processor.sinks.clickhouse.sink import ClickHouseSink
+from processor.sources.checkpoints import KafkaCheckpoints, shard_partition
 from processor.sources.kinesis import KinesisSource, SourceRecord
 
 log = logging.getLogger(__name__)
 
 RECORDS_PER_MESSAGE = 500  # keeps one Kafka message well under the 1 MB default
+
+
+class ReaderControl:
+    """The one task that runs the Kinesis readers between two rebalances.
+
+    A failure (Kinesis unreachable, Kafka refusing the checkpoint topic) is logged, counted and
+    retried with back-off: the worker keeps going instead of silently stopping to read.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.task = asyncio.create_task(self._supervise(run))
+
+    async def _supervise(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await run()
+                return
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, base=0.5, cap=30.0)
+                self.metrics.kinesis_errors.labels(type(exc).__name__).inc()
+                log.exception(
+                    "Kinesis readers failed (attempt %d), retrying in %.1fs", attempt, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def broker_urls(brokers: str) -> list[str]:
@@ -78,6 +118,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -151,21 +193,80 @@ def create_app(settings: Settings) -> faust.App:
             # Awaited here, so offsets of these events are committed only after ClickHouse has them.
             await sink.write([Hit.from_wire(d) for d in batch])
 
-    @app.task
-    async def kinesis_source() -> None:
+    # --- Kinesis shards: owned through Kafka's group assignment, checkpointed in Kafka ---
+    shards_topic = app.topic(
+        settings.topic_shards,
+        key_type=str,
+        value_serializer="json",
+        partitions=settings.topic_partitions,
+        internal=True,
+        compacting=True,
+    )
+
+    async def send_checkpoint(shard: str, partition: int, value: dict[str, str]) -> None:
+        await (await shards_topic.send(key=shard, value=value, partition=partition))
+
+    checkpoints = KafkaCheckpoints(
+        settings.kafka_brokers, settings.topic_shards, settings.topic_partitions, send_checkpoint
+    )
+    owned_partitions: set[int] = set()
+    readers = ReaderControl(pipe.metrics)
+
+    def owns(shard: str) -> bool:
+        return shard_partition(shard, settings.topic_partitions) in owned_partitions
+
+    def new_source() -> KinesisSource:
         import boto3
 
-        client = boto3.client("kinesis")
-        pipe.source = KinesisSource(
-            client,
+        return KinesisSource(
+            boto3.client("kinesis"),
             settings.kinesis_stream,
             forward,
             pipe.metrics,
+            checkpoints=checkpoints,
+            owns=owns,
             start=settings.kinesis_start,
+            start_timestamp=settings.kinesis_start_timestamp,
             poll_interval=settings.kinesis_poll_interval,
         )
-        pipe.consuming = True
-        await pipe.source.run()
+
+    @app.agent(shards_topic)
+    async def shard_ownership(stream: Any) -> None:
+        """Consumes the checkpoint topic only so that its partitions are assigned to workers:
+        the assignment *is* the shard ownership."""
+        async for _ in stream:
+            pass
+
+    @app.on_partitions_revoked.connect
+    async def _stop_readers(app: Any, revoked: Any, **_: Any) -> None:
+        pipe.consuming = False
+        await readers.stop()
+
+    @app.on_partitions_assigned.connect
+    async def _note_ownership(app: Any, assigned: Any, **_: Any) -> None:
+        owned_partitions.clear()
+        owned_partitions.update(
+            tp.partition for tp in assigned if tp.topic == shards_topic.get_topic_name()
+        )
+
+    @app.on_rebalance_complete.connect
+    async def _start_readers(app: Any, **_: Any) -> None:
+        # After recovery: read every checkpoint (ours and, for resharding, other workers').
+        async def run() -> None:
+            await checkpoints.refresh()
+            pipe.source = new_source()
+            pipe.consuming = True
+            log.info(
+                "owning Kafka partitions %s of %s", sorted(owned_partitions), settings.topic_shards
+            )
+            await pipe.source.run(refresh_seconds=settings.kinesis_refresh_seconds)
+
+        readers.start(run)
+
+    @app.task
+    async def declare_send_only_topics() -> None:
+        # No agent reads the dead letters, so Faust would not create the topic by itself.
+        await dead_topic.maybe_declare()
 
     @app.task
     async def query_endpoint() -> None:

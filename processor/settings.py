@@ -7,6 +7,7 @@ read too. Nothing here reads the environment at import time: call ``load_setting
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -65,12 +66,21 @@ class Settings(BaseSettings):
     # --- Kafka topics ---
     topic_raw: str = "opens-realtime-raw"
     topic_hits: str = "opens-hits"
+    topic_shards: str = Field("opens-kinesis-shards", description="checkpoints + shard ownership")
     topic_partitions: int = Field(4, ge=1, le=1024)
     app_id: str = Field("cloudfront-opens", description="Faust app id = Kafka consumer group")
+    kafka_session_timeout: float = Field(
+        30.0, ge=6, le=300, description="seconds before a silent worker's shards move elsewhere"
+    )
 
     # --- Kinesis source ---
     kinesis_start: KinesisStart = "TRIM_HORIZON"
+    kinesis_start_timestamp: datetime | None = Field(
+        None,
+        description="with OPENS_KINESIS_START=AT_TIMESTAMP: where shards without a checkpoint start",
+    )
     kinesis_poll_interval: float = Field(1.0, gt=0, le=60)
+    kinesis_refresh_seconds: float = Field(30.0, gt=0, description="shard list refresh period")
 
     # --- ClickHouse sink ---
     sink_batch_size: int = Field(5000, ge=1)

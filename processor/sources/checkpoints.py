@@ -91,10 +91,9 @@ class KafkaCheckpoints:
         )
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(self.topic) or set()
-            if not parts:
-                return
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            # We created the topic with this partition count; assigning (rather than asking
+            # metadata) also keeps aiokafka's stop() from waiting on an idle coordinator.
+            tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             await consumer.seek_to_beginning(*tps)

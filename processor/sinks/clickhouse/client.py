@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from processor.errors import OpensError
 
+_EMBEDDED_OPEN = threading.Lock()
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -39,7 +41,10 @@ def connect(target: ClickHouseTarget) -> Any:
 
     try:
         if target.embedded:
-            return clickhouse_connect.get_client(dsn=target.dsn)
+            # The sink's thread and the query endpoint's may open the engine at the same moment;
+            # chDB's one-per-process engine start is not safe to race.
+            with _EMBEDDED_OPEN:
+                return clickhouse_connect.get_client(dsn=target.dsn)
         parts = urlsplit(target.dsn)
         return clickhouse_connect.get_client(
             host=parts.hostname or "localhost",
