@@ -54,7 +54,6 @@ class ReaderControl:
         while True:
             try:
                 await run()
-                return
             except Exception as exc:
                 attempt += 1
                 delay = backoff_delay(attempt, base=0.5, cap=30.0)
@@ -63,6 +62,8 @@ class ReaderControl:
                     "Kinesis readers failed (attempt %d), retrying in %.1fs", attempt, delay
                 )
                 await asyncio.sleep(delay)
+            else:
+                return
 
     async def stop(self) -> None:
         task, self.task = self.task, None
@@ -238,19 +239,20 @@ def create_app(settings: Settings) -> faust.App:
             pass
 
     @app.on_partitions_revoked.connect
-    async def _stop_readers(app: Any, revoked: Any, **_: Any) -> None:
+    async def _stop_readers(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         pipe.consuming = False
         await readers.stop()
 
     @app.on_partitions_assigned.connect
-    async def _note_ownership(app: Any, assigned: Any, **_: Any) -> None:
+    async def _note_ownership(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
+        assigned = args[0] if args else kw.get("assigned", set())
         owned_partitions.clear()
         owned_partitions.update(
             tp.partition for tp in assigned if tp.topic == shards_topic.get_topic_name()
         )
 
     @app.on_rebalance_complete.connect
-    async def _start_readers(app: Any, **_: Any) -> None:
+    async def _start_readers(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         # After recovery: read every checkpoint (ours and, for resharding, other workers').
         async def run() -> None:
             await checkpoints.refresh()

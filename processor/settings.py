@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     kinesis_start: KinesisStart = "TRIM_HORIZON"
     kinesis_start_timestamp: datetime | None = Field(
         None,
-        description="with OPENS_KINESIS_START=AT_TIMESTAMP: where shards without a checkpoint start",
+        description="with OPENS_KINESIS_START=AT_TIMESTAMP: where new shards start reading",
     )
     kinesis_poll_interval: float = Field(1.0, gt=0, le=60)
     kinesis_refresh_seconds: float = Field(30.0, gt=0, description="shard list refresh period")
