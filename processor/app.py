@@ -27,6 +27,7 @@ from processor.sinks.clickhouse.schema import apply_migrations
 from processor.sinks.clickhouse.sink import ClickHouseSink
 from processor.sources.checkpoints import KafkaCheckpoints, shard_partition
 from processor.sources.kinesis import KinesisSource, SourceRecord
+from processor.wire import hits_by_partition, hits_from_message, hits_message
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +185,17 @@ def create_app(settings: Settings) -> faust.App:
                         "raw": SourceRecord.to_wire(rec)["data"],
                     },
                 )
-            for hit in hits:
-                await hits_topic.send(key=hit.sid or "", value=hit.to_wire())
+            for partition, group in hits_by_partition(hits, settings.topic_partitions).items():
+                await hits_topic.send(value=hits_message(group), partition=partition)
 
     @app.agent(hits_topic)
     async def store(stream: Any) -> None:
-        batches = stream.take(settings.sink_batch_size, within=settings.sink_flush_seconds)
-        async for batch in batches:
+        # Each message holds many hits: take a bounded number of messages per insert.
+        messages = max(1, settings.sink_batch_size // 100)
+        async for batch in stream.take(messages, within=settings.sink_flush_seconds):
+            hits = [h for message in batch for h in hits_from_message(message)]
             # Awaited here, so offsets of these events are committed only after ClickHouse has them.
-            await sink.write([Hit.from_wire(d) for d in batch])
+            await sink.write(hits)
 
     # --- Kinesis shards: owned through Kafka's group assignment, checkpointed in Kafka ---
     shards_topic = app.topic(

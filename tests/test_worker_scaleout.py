@@ -103,8 +103,9 @@ def merged_summary(dirs: list[Path], tmp: Path) -> dict[str, tuple[int, int]]:
         capture_output=True,
         text=True,
         timeout=180,
-        check=True,
+        check=False,
     )
+    assert out.returncode == 0, out.stderr[-2000:]
     return {r[0]: (r[1], r[2]) for r in json.loads(out.stdout.strip().splitlines()[-1])}
 
 

@@ -9,6 +9,7 @@ import typer
 
 from processor.cli import clickhouse_cmds, decode_cmds
 from processor.cli.context import settings_from
+from processor.cli.infra_cmds import infra_app
 from processor.cli.output import err_console
 from processor.cli.stack_cmds import stack_app
 from processor.errors import OpensError
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 clickhouse_cmds.register(app)
 decode_cmds.register(app)
+app.add_typer(infra_app, name="infra")
 
 
 @app.callback()

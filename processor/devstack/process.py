@@ -87,6 +87,14 @@ class ManagedProcess:
                 raise StackError(msg, component=self.name) from None
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "argv": list(argv)}))
+        # Between fork and exec the child still shows our command line: wait until it carries
+        # the marker, so `pid()` (and `exited_early()`) never mistake a starting process for a
+        # dead one.
+        deadline = time.monotonic() + 10
+        while self.marker not in _cmdline(proc.pid) and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.01)
         return proc.pid
 
     def exited_early(self) -> bool:

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from processor.wire import murmur2_partition
+
 log = logging.getLogger(__name__)
 
 SHARD_END = "SHARD_END"
@@ -27,13 +29,6 @@ def newest(a: str | None, b: str | None) -> str | None:
     if SHARD_END in (a, b):
         return SHARD_END
     return a if int(a) >= int(b) else b
-
-
-def murmur2_partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2, positive) — what a keyed send would pick."""
-    from aiokafka.partitioner import murmur2
-
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 def shard_partition(shard_id: str, partitions: int) -> int:
