@@ -33,6 +33,18 @@ def opens(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ("worker",),
         ("schema", "apply"),
         ("demo",),
+        ("report",),
+        ("forget",),
+        ("dashboard",),
+        ("sends", "load"),
+        ("parse",),
+        ("pixel-url",),
+        ("data", "update"),
+        ("infra",),
+        ("infra", "plan"),
+        ("infra", "apply"),
+        ("infra", "destroy"),
+        ("infra", "status"),
     ],
 )
 def test_every_command_has_help(args: tuple[str, ...]) -> None:
