@@ -56,7 +56,7 @@ demo: install ## The pipeline end to end on the local stack, printing what lande
 
 .PHONY: bench
 bench: install ## Benchmarks (throughput as ratios to same-run baselines)
-	@for b in scripts/bench_*; do [ -x "$$b" ] && $(BIN)/python "$$b" || true; done
+	@for b in scripts/bench_*; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
 
 .PHONY: stack-up stack-down stack-status
 stack-up: install ## Start Kafka + moto on loopback

@@ -55,12 +55,14 @@ function renderCampaigns(rows) {
 
 function lineChart(el, series, t0, t1) {
   const W = 900, H = 240, L = 48, R = 12, T = 10, B = 26;
-  const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
+  const top = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
+  const step = Math.max(1, Math.ceil(top / 4));
+  const max = step * 4;  // whole-number gridlines
   const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
   const y = (v) => H - B - (v / max) * (H - T - B);
   let svg = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="opens over time">`;
   for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4, yy = y(v);
+    const v = step * i, yy = y(v);
     svg += `<line x1="${L}" x2="${W - R}" y1="${yy}" y2="${yy}" stroke="#e3e6ec"/><text x="${L - 6}" y="${yy + 4}" font-size="11" text-anchor="end" fill="#6b7385">${fmt(Math.round(v))}</text>`;
   }
   for (let i = 0; i <= 4; i++) {
@@ -90,12 +92,18 @@ async function renderTimeline() {
   $("bucket").textContent = `(per ${bucket >= 60 ? bucket / 60 + " h" : bucket + " min"})`;
   const rows = await sql(`SELECT campaign, toUnixTimestamp(toStartOfInterval(minute, INTERVAL {b:UInt32} MINUTE)) AS t, sum(opens) AS opens
     FROM opens_timeline WHERE ${f.where} GROUP BY campaign, t ORDER BY campaign, t`, {...f.params, b: bucket});
+  // Buckets without opens are zeros, not gaps the line would jump across.
+  const t0 = Math.floor(a / (bucket * 60)) * bucket * 60, t1 = b;
   const by = new Map();
   for (const r of rows) {
-    if (!by.has(r.campaign)) by.set(r.campaign, []);
-    by.get(r.campaign).push([Number(r.t) * 1000, Number(r.opens)]);
+    if (!by.has(r.campaign)) by.set(r.campaign, new Map());
+    by.get(r.campaign).set(Number(r.t), Number(r.opens));
   }
-  const series = [...by.entries()].slice(0, 7).map(([name, points]) => ({name, points}));
+  const series = [...by.entries()].slice(0, 7).map(([name, counts]) => {
+    const points = [];
+    for (let t = t0; t <= t1; t += bucket * 60) points.push([t * 1000, counts.get(t) || 0]);
+    return {name, points};
+  });
   lineChart($("timeline"), series, a * 1000, Math.max(b * 1000, a * 1000 + bucket * 60000));
 }
 
