@@ -112,6 +112,9 @@ class KinesisSource:
         self.batch_limit = batch_limit
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        # Children started after their listed parents ended: their first record is already
+        # past "LATEST", so they are read from TRIM_HORIZON (as KCL does for descendants).
+        self._after_parents: set[str] = set()
 
     async def _call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, **kwargs)
@@ -138,7 +141,7 @@ class KinesisSource:
             )
         elif self.start == "AT_TIMESTAMP" and self.start_timestamp is not None:
             kwargs.update(ShardIteratorType="AT_TIMESTAMP", Timestamp=self.start_timestamp)
-        elif self.start == "LATEST":
+        elif self.start == "LATEST" and shard not in self._after_parents:
             kwargs["ShardIteratorType"] = "LATEST"
         else:
             kwargs["ShardIteratorType"] = "TRIM_HORIZON"
@@ -211,6 +214,8 @@ class KinesisSource:
                 for shard in shards:
                     if self._startable(shard, known):
                         sid = shard["ShardId"]
+                        if any(p in known for p in parents(shard)):
+                            self._after_parents.add(sid)
                         log.info("reading Kinesis shard %s of %s", sid, self.stream)
                         self._tasks[sid] = asyncio.create_task(self.read_shard(sid))
                 for sid, task in list(self._tasks.items()):
