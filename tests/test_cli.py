@@ -45,6 +45,7 @@ def opens(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ("infra", "apply"),
         ("infra", "destroy"),
         ("infra", "status"),
+        ("backfill",),
     ],
 )
 def test_every_command_has_help(args: tuple[str, ...]) -> None:

@@ -90,3 +90,37 @@ def test_hostile_campaign_ids_round_trip_through_views(chdb_client: Any, ch_data
     got = summary(chdb_client, ch_database)
     assert set(got) == set(HOSTILE)
     assert all(got[v]["unique_opens"] == 1 for v in HOSTILE)
+
+
+def test_country_breakdown_adds_up_when_one_path_lacks_the_country(
+    chdb_client: Any, ch_database: str
+) -> None:
+    apply_migrations(chdb_client, ch_database)
+    hits = [
+        dataclasses.replace(h, signature="valid", country="DE")
+        for h in generate(random.Random(12), 80, ["geo"])
+    ]
+    legacy = [dataclasses.replace(h, source="standard", country="") for h in hits[::2]]
+    write(chdb_client, ch_database, hits, legacy)
+    rows = dict(
+        (r[0], r[1])
+        for r in chdb_client.query(
+            "SELECT country, opens FROM {db:Identifier}.opens_by_country WHERE campaign = 'geo'",
+            parameters={"db": ch_database},
+        ).result_rows
+    )
+    assert rows == {"DE": len({h.request_id for h in hits})}
+
+
+def test_country_unknown_everywhere_is_one_bucket(chdb_client: Any, ch_database: str) -> None:
+    apply_migrations(chdb_client, ch_database)
+    hits = [
+        dataclasses.replace(h, signature="valid", country="")
+        for h in generate(random.Random(13), 20, ["nowhere"])
+    ]
+    write(chdb_client, ch_database, hits)
+    rows = chdb_client.query(
+        "SELECT country, opens FROM {db:Identifier}.opens_by_country",
+        parameters={"db": ch_database},
+    ).result_rows
+    assert rows == [("", len({h.request_id for h in hits}))]

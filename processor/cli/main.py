@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from processor.cli import clickhouse_cmds, decode_cmds
+from processor.cli import backfill_cmds, clickhouse_cmds, decode_cmds
 from processor.cli.context import settings_from
 from processor.cli.infra_cmds import infra_app
 from processor.cli.output import err_console
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 clickhouse_cmds.register(app)
 decode_cmds.register(app)
+backfill_cmds.register(app)
 app.add_typer(infra_app, name="infra")
 
 

@@ -1,0 +1,131 @@
+"""``opens backfill`` (DESIGN §4): standard logs and S3 access logs into the pipeline.
+
+Thin wrapper over ``processor.backfill``: arguments, settings, connections, progress and the
+exit status. Exit 0: every line of every object was read; 3: the run finished but some lines or
+objects were skipped (listed in the summary and the manifest); 1/2: the run could not proceed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from processor.cli.context import settings_from
+
+__all__ = ["EXIT_SKIPPED", "register"]
+
+EXIT_SKIPPED = 3
+
+
+def _when(value: str | None, option: str) -> Any:
+    from processor.analytics.report import parse_since
+
+    if not value:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def backfill_cmd(
+    ctx: typer.Context,
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="s3://bucket/prefix, or a local log file or folder (plain or gzip)."),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(help="only objects that may hold requests from: 2026-11-01T08:00Z, 24h, 7d"),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="only objects that may hold requests before this time")
+    ] = None,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="decode and write to ClickHouse in this process (no Kafka broker needed)",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="redo objects the manifest lists as finished")
+    ] = False,
+) -> None:
+    """Backfill from CloudFront standard logs / S3 access logs; resumable and idempotent.
+
+    Objects already in the manifest (same ETag) are skipped; hits already seen in real time are
+    not counted again. Exit status 3 means some lines or objects were skipped (see the summary).
+    """
+    from processor.backfill.progress import make_progress
+    from processor.backfill.run import BackfillOptions, run_backfill
+    from processor.backfill.sinks import Delivery, DirectDelivery, KafkaDelivery
+    from processor.sinks.clickhouse.client import ClickHouseTarget, connect
+    from processor.sinks.clickhouse.schema import apply_migrations
+
+    settings = settings_from(ctx)
+    since_dt, until_dt = _when(since, "--since"), _when(until, "--until")
+    if since_dt and until_dt and since_dt >= until_dt:
+        msg = "must be later than --since"
+        raise typer.BadParameter(msg, param_hint="--until")
+    decode_ctx = dataclasses.replace(settings.decode_context(), data_dir=settings.data_dir)
+    target = ClickHouseTarget.parse(settings.clickhouse_dsn, settings.clickhouse_database)
+    if not direct and target.embedded:
+        # A running worker owns the embedded ClickHouse (one process per chDB directory), so in
+        # Kafka mode the manifest lives in the backfill's own embedded directory.
+        manifest_dir = (Path(settings.data_dir) / "backfill-manifest").resolve()
+        target = ClickHouseTarget(f"chdb://{manifest_dir}", target.database)
+    s3_client = None
+    if any(s.startswith("s3://") for s in sources):
+        import boto3
+
+        s3_client = boto3.client("s3")
+    client = connect(target)
+    try:
+        apply_migrations(client, target.database)
+
+        def delivery() -> Delivery:
+            if direct:
+                return DirectDelivery(client, target.database)
+            return KafkaDelivery(
+                settings.kafka_brokers, settings.topic_hits, settings.topic_partitions
+            )
+
+        summary = run_backfill(
+            BackfillOptions(
+                sources,
+                since=since_dt,
+                until=until_dt,
+                force=force,
+                mode="direct" if direct else "kafka",
+            ),
+            ctx=decode_ctx,
+            client=client,
+            database=target.database,
+            delivery=delivery,
+            s3_client=s3_client,
+            progress=make_progress(),
+        )
+    finally:
+        client.close()
+    if sys.stderr.isatty():
+        typer.echo(
+            f"{summary.objects:,} objects ({summary.skipped_done:,} already done), "
+            f"{summary.lines:,} lines, {summary.hits:,} hits, {summary.bad_lines:,} bad lines, "
+            f"{summary.incomplete:,} objects read short, "
+            f"{summary.lines / max(summary.seconds, 1e-9):,.0f} lines/s",
+            err=True,
+        )
+        for problem in summary.problems[:50]:
+            typer.echo(f"  skipped {problem}", err=True)
+    if not summary.clean:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``backfill`` to the ``opens`` application."""
+    app.command("backfill")(backfill_cmd)
