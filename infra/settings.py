@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from processor.errors import ConfigError
+from processor.settings import build_settings
 
 ENV_PREFIX = "OPENS_INFRA_"
 
@@ -83,19 +83,6 @@ class InfraSettings(BaseSettings):
         return self.kms_key_arn or "alias/aws/kinesis"
 
 
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "?"
-
-
 def load_infra_settings(**overrides: Any) -> InfraSettings:
-    """Build the infra settings once; a bad value raises ``ConfigError`` naming the variable."""
-    try:
-        return InfraSettings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        name = _env_name(err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        msg_0 = f"{name}: {msg}"
-        raise ConfigError(
-            msg_0, variable=name, hint="fix the environment variable or .env file"
-        ) from None
+    """The infra settings (``OPENS_INFRA_*``); a bad value names its variable."""
+    return build_settings(InfraSettings, ENV_PREFIX, **overrides)

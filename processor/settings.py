@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +19,7 @@ from processor.core.fields import DEFAULT_REALTIME_FIELDS, UnknownFieldError, ca
 from processor.errors import ConfigError
 
 ENV_PREFIX = "OPENS_"
+S = TypeVar("S", bound=BaseSettings)
 KinesisStart = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 
 
@@ -171,19 +172,23 @@ class Settings(BaseSettings):
         return self.redacted().items()
 
 
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "?"
+def _env_name(prefix: str, loc: tuple[int | str, ...]) -> str:
+    return prefix + str(loc[0]).upper() if loc else prefix + "?"
+
+
+def build_settings(cls: type[S], prefix: str, **overrides: Any) -> S:
+    """Build a settings class once; a bad value raises ``ConfigError`` naming the variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = _env_name(prefix, err["loc"])
+        line = f"{name}: {str(err['msg']).removeprefix('Value error, ')}"
+        raise ConfigError(
+            line, variable=name, hint="fix the environment variable or .env file"
+        ) from None
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings once; a bad value raises ``ConfigError`` naming the variable."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        name = _env_name(err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        msg_0 = f"{name}: {msg}"
-        raise ConfigError(
-            msg_0, variable=name, hint="fix the environment variable or .env file"
-        ) from None
+    """The pipeline's settings (``OPENS_*``)."""
+    return build_settings(Settings, ENV_PREFIX, **overrides)

@@ -18,6 +18,7 @@ import pytest
 from processor.demo import Request, ensure_stream, record_for
 from processor.devstack.stack import LocalStack
 from processor.devstack.worker_process import WorkerProcess
+from processor.settings import load_settings
 from tests.conftest import free_port, unique
 
 pytestmark = pytest.mark.integration
@@ -110,11 +111,9 @@ def merged_summary(dirs: list[Path], tmp: Path) -> dict[str, tuple[int, int]]:
     return {r[0]: (r[1], r[2]) for r in json.loads(out.stdout.strip().splitlines()[-1])}
 
 
-def test_two_workers_split_shards_and_survive_kill_9(stack: LocalStack, tmp_path: Path) -> None:
-    stream = unique("scale")
-    kinesis = boto3.client("kinesis")
-    ensure_stream(kinesis, stream, shards=4)
-    shared = {
+def pipeline_env(stack: LocalStack, stream: str) -> dict[str, str]:
+    """One pipeline's worth of settings: private topics and group, quick failure detection."""
+    return {
         **os.environ,
         **stack.env(),
         "OPENS_KINESIS_STREAM": stream,
@@ -127,39 +126,32 @@ def test_two_workers_split_shards_and_survive_kill_9(stack: LocalStack, tmp_path
         "OPENS_KINESIS_POLL_INTERVAL": "0.3",
         "OPENS_KINESIS_REFRESH_SECONDS": "2",
     }
+
+
+def worker_env(shared: dict[str, str], data_dir: Path) -> dict[str, str]:
+    return {
+        **shared,
+        "OPENS_DATA_DIR": str(data_dir),
+        "OPENS_WEB_PORT": str(free_port()),
+        "OPENS_QUERY_PORT": str(free_port()),
+    }
+
+
+def test_two_workers_split_shards_and_survive_kill_9(stack: LocalStack, tmp_path: Path) -> None:
+    stream = unique("scale")
+    kinesis = boto3.client("kinesis")
+    ensure_stream(kinesis, stream, shards=4)
+    shared = pipeline_env(stack, stream)
     workers = []
     for name in ("a", "b"):
-        env = {
-            **shared,
-            "OPENS_DATA_DIR": str(tmp_path / name),
-            "OPENS_WEB_PORT": str(free_port()),
-            "OPENS_QUERY_PORT": str(free_port()),
-        }
+        env = worker_env(shared, tmp_path / name)
         w = WorkerProcess(
             env, f"http://127.0.0.1:{env['OPENS_WEB_PORT']}", tmp_path / f"{name}.log"
         )
         w.start()
         workers.append(w)
     a, b = workers
-    fields = (
-        "timestamp",
-        "c-ip",
-        "sc-status",
-        "sc-bytes",
-        "cs-method",
-        "cs-uri-stem",
-        "x-edge-location",
-        "x-edge-request-id",
-        "time-taken",
-        "cs-user-agent",
-        "cs-referer",
-        "cs-uri-query",
-        "x-forwarded-for",
-        "x-edge-result-type",
-        "c-country",
-        "asn",
-        "time-to-first-byte",
-    )
+    fields = load_settings().realtime_fields  # the default selection
     try:
         for w in workers:
             w.wait_for("opens_sink_rows_total", 0, timeout=60)  # web up
@@ -211,21 +203,7 @@ def test_kill_9_mid_stream_then_restart_counts_exactly(stack: LocalStack, tmp_pa
     stream = unique("crash")
     kinesis = boto3.client("kinesis")
     ensure_stream(kinesis, stream, shards=2)
-    env = {
-        **os.environ,
-        **stack.env(),
-        "OPENS_KINESIS_STREAM": stream,
-        "OPENS_APP_ID": unique("app"),
-        "OPENS_TOPIC_RAW": unique("raw"),
-        "OPENS_TOPIC_HITS": unique("hits"),
-        "OPENS_TOPIC_SHARDS": unique("shards"),
-        "OPENS_KAFKA_SESSION_TIMEOUT": "10",
-        "OPENS_SINK_FLUSH_SECONDS": "0.2",
-        "OPENS_KINESIS_POLL_INTERVAL": "0.3",
-        "OPENS_DATA_DIR": str(tmp_path / "w"),
-        "OPENS_WEB_PORT": str(free_port()),
-        "OPENS_QUERY_PORT": str(free_port()),
-    }
+    env = worker_env(pipeline_env(stack, stream), tmp_path / "w")
     url = f"http://127.0.0.1:{env['OPENS_WEB_PORT']}"
     fields = (
         "timestamp",

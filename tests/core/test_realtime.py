@@ -170,7 +170,8 @@ def test_bad_records_are_failures_with_the_raw_bytes(
 
 
 def _aggregate(records: list[bytes]) -> bytes:
-    agg = pytest.importorskip("aws_kinesis_agg.aggregator")
+    from aws_kinesis_agg import aggregator as agg
+
     aggregator = agg.RecordAggregator()
     for i, data in enumerate(records):
         aggregator.add_user_record(f"pk-{i % 2}", data)
