@@ -8,6 +8,7 @@ downstream is idempotent instead (DESIGN §1).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,11 @@ def create_app(settings: Settings) -> faust.App:
 
     sink = pipe.sink = ClickHouseSink(open_client, target.database, pipe.metrics)
 
+    def partitions_of(t: Any) -> int:
+        """Partitions the broker reports for ``t`` (the setting only applies to new topics)."""
+        n = app.consumer.topic_partitions(t.get_topic_name())
+        return int(n) if n else settings.topic_partitions
+
     def topic(name: str) -> Any:
         # internal=True makes Faust create the topic with our partition count at start-up;
         # Kafka 4 does not auto-create topics for consumers.
@@ -185,7 +191,7 @@ def create_app(settings: Settings) -> faust.App:
                         "raw": SourceRecord.to_wire(rec)["data"],
                     },
                 )
-            for partition, group in hits_by_partition(hits, settings.topic_partitions).items():
+            for partition, group in hits_by_partition(hits, partitions_of(hits_topic)).items():
                 await hits_topic.send(value=hits_message(group), partition=partition)
 
     @app.agent(hits_topic)
@@ -193,7 +199,23 @@ def create_app(settings: Settings) -> faust.App:
         # Each message holds many hits: take a bounded number of messages per insert.
         messages = max(1, settings.sink_batch_size // 100)
         async for batch in stream.take(messages, within=settings.sink_flush_seconds):
-            hits = [h for message in batch for h in hits_from_message(message)]
+            hits: list[Hit] = []
+            for message in batch:
+                try:
+                    hits.extend(hits_from_message(message))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    # Not a hits batch we can read (another version, a stray producer): keep it
+                    # as a dead letter instead of crashing the agent.
+                    pipe.metrics.records.labels("kafka", "bad:hits_message").inc()
+                    log.warning("unreadable message on %s: %s", settings.topic_hits, exc)
+                    await dead_topic.send(
+                        value={
+                            "stage": "store",
+                            "reason": "hits_message",
+                            "detail": str(exc),
+                            "raw": json.dumps(message, default=str)[:100_000],
+                        },
+                    )
             # Awaited here, so offsets of these events are committed only after ClickHouse has them.
             await sink.write(hits)
 
@@ -217,7 +239,7 @@ def create_app(settings: Settings) -> faust.App:
     readers = ReaderControl(pipe.metrics)
 
     def owns(shard: str) -> bool:
-        return shard_partition(shard, settings.topic_partitions) in owned_partitions
+        return shard_partition(shard, checkpoints.partitions) in owned_partitions
 
     def new_source() -> KinesisSource:
         import boto3
@@ -258,6 +280,8 @@ def create_app(settings: Settings) -> faust.App:
     async def _start_readers(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         # After recovery: read every checkpoint (ours and, for resharding, other workers').
         async def run() -> None:
+            # The topics' real partition counts win over the setting (topics made earlier).
+            checkpoints.partitions = partitions_of(shards_topic)
             await checkpoints.refresh()
             pipe.source = new_source()
             pipe.consuming = True

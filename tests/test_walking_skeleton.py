@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -60,6 +61,19 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         Records=[{"Data": d, "PartitionKey": str(i)} for i, d in enumerate(records)],
     )
 
+    # A stray message already waits on the hits topic (which the broker auto-creates with one
+    # partition, fewer than the setting): it must become a dead letter, not stop the worker.
+    async def stray() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(env["OPENS_TOPIC_HITS"], b'{"not": "a hits batch"}')
+        finally:
+            await producer.stop()
+
+    asyncio.run(stray())
     worker = WorkerProcess(env, settings.web_url, tmp_path / "worker.log")
     worker.start()
     try:
@@ -68,6 +82,7 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         assert m['opens_records_total{outcome="hit",source="realtime"}'] == 35
         assert m['opens_records_total{outcome="bad:field_count",source="realtime"}'] == 1
         assert m['opens_records_total{outcome="not_pixel",source="realtime"}'] == 1
+        assert m['opens_records_total{outcome="bad:hits_message",source="kafka"}'] == 1
         assert sum(v for k, v in m.items() if k.startswith("opens_kinesis_records_total")) == 37
 
         # While the worker owns the embedded ClickHouse, analysts still read live numbers:
