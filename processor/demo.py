@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from rich.table import Table
@@ -23,6 +24,9 @@ from processor.devstack.worker_process import WorkerProcess
 from processor.errors import OpensError
 from processor.settings import Settings
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
 
 UAS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
@@ -81,14 +85,14 @@ def record_for(req: Request, fields: Iterable[str], rnd: random.Random) -> bytes
     )
 
 
-def ensure_stream(client: object, name: str, shards: int = 1) -> None:
-    kinesis = client
+def ensure_stream(kinesis: KinesisClient, name: str, shards: int = 1) -> None:
+    """Create the stream unless it exists, and wait until it is active."""
     try:
-        kinesis.create_stream(StreamName=name, ShardCount=shards)  # type: ignore[attr-defined]
-    except kinesis.exceptions.ResourceInUseException:  # type: ignore[attr-defined]
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+    except kinesis.exceptions.ResourceInUseException:
         return
-    kinesis.get_waiter("stream_exists").wait(  # type: ignore[attr-defined]
-        StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
     )
 
 

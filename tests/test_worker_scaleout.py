@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import clickhouse_connect
@@ -38,11 +39,11 @@ def requests(n: int, seed: int) -> list[Request]:
     ]
 
 
-def put(kinesis: object, stream: str, reqs: list[Request], fields: tuple[str, ...]) -> None:
+def put(kinesis: Any, stream: str, reqs: list[Request], fields: tuple[str, ...]) -> None:
     rnd = random.Random(1)
     data = [record_for(r, fields, rnd) for r in reqs]
     for i in range(0, len(data), 250):
-        kinesis.put_records(  # type: ignore[attr-defined]
+        kinesis.put_records(
             StreamName=stream,
             Records=[
                 {"Data": d, "PartitionKey": f"pk-{i + j}"} for j, d in enumerate(data[i : i + 250])
