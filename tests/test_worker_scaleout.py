@@ -69,8 +69,10 @@ def ids_in(chdb_dir: Path) -> list[str]:
     script = (
         "import json,sys,clickhouse_connect\n"
         "c=clickhouse_connect.get_client(dsn='chdb://'+sys.argv[1])\n"
-        "q=c.query('SELECT request_id FROM opens.hits')\n"
-        "print(json.dumps([r[0] for r in q.result_rows]))\n"
+        # A worker killed before its first write never made the schema: it holds no hits.
+        "ok=int(c.command('EXISTS TABLE opens.hits'))\n"
+        "q=c.query('SELECT request_id FROM opens.hits') if ok else None\n"
+        "print(json.dumps([r[0] for r in q.result_rows] if q else []))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(chdb_dir)],
@@ -92,8 +94,8 @@ def merged_summary(dirs: list[Path], tmp: Path) -> dict[str, tuple[int, int]]:
         "rows=[]\n"
         "for d in sys.argv[2:]:\n"
         "    c=clickhouse_connect.get_client(dsn='chdb://'+d)\n"
-        "    q=c.query('SELECT ' + ','.join(cols) + ' FROM opens.hits')\n"
-        "    rows+=q.result_rows\n"
+        "    if int(c.command('EXISTS TABLE opens.hits')):\n"
+        "        rows+=c.query('SELECT ' + ','.join(cols) + ' FROM opens.hits').result_rows\n"
         "    c.close()\n"
         "m=clickhouse_connect.get_client(dsn='chdb://'+sys.argv[1])\n"
         "apply_migrations(m,'opens')\n"
