@@ -11,11 +11,13 @@ import asyncio
 import functools
 import json
 import logging
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust import streams as faust_streams
 from faust.web import Request, Response, View
 
 from processor.backoff import backoff_delay
@@ -74,6 +76,17 @@ class ReaderControl:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def as_current_event(event: Any) -> None:
+    """Make ``event`` this task's current event, which Faust's tables read to pick the partition
+    (RocksDB database and changelog partition) of a key.
+
+    Only the context variable is set, never ``stream.current_event``: ``take_events`` fills its
+    buffer from that attribute in another task, and changing it there pairs a message with the
+    wrong event, so one message is processed twice and another never.
+    """
+    faust_streams._current_event.set(weakref.ref(event))
 
 
 def broker_urls(brokers: str) -> list[str]:
@@ -288,7 +301,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
             # partition (RocksDB keeps one database per partition, the changelog follows it).
             state_of: dict[str, SubscriberState] = {}
             for sid, event in owner.items():
-                stream._set_current_event(event)
+                as_current_event(event)
                 state_of[sid] = SubscriberState.from_json(subscribers.get(sid))
             out = admit(hits, state_of, settings.dedupe_horizon_hours)
 
@@ -296,7 +309,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
             await sink.write(out.fresh)
 
             for sid, state in out.states.items():
-                stream._set_current_event(owner[sid])
+                as_current_event(owner[sid])
                 subscribers[sid] = state.to_json()
 
             async def publish(firsts: list[FirstOpen] = out.first_opens) -> None:
@@ -357,6 +370,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     @app.on_partitions_revoked.connect
     async def _stop_readers(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         pipe.consuming = False
+        pipe.metrics.owned_partitions.set(0)
         await readers.stop()
 
     @app.on_partitions_assigned.connect
@@ -376,6 +390,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
             await checkpoints.refresh()
             pipe.source = new_source()
             pipe.consuming = True
+            pipe.metrics.owned_partitions.set(len(owned_partitions))
             log.info(
                 "owning Kafka partitions %s of %s", sorted(owned_partitions), settings.topic_shards
             )

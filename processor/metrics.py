@@ -63,6 +63,11 @@ class Metrics:
             ["shard"],
             registry=r,
         )
+        self.owned_partitions = Gauge(
+            "opens_owned_shard_partitions",
+            "Partitions of the shard-ownership topic this worker owns (0 while rebalancing)",
+            registry=r,
+        )
         self.kinesis_errors = Counter(
             "opens_kinesis_errors",
             "Kinesis calls that failed, by error code",

@@ -156,9 +156,15 @@ def test_two_workers_split_shards_and_survive_kill_9(stack: LocalStack, tmp_path
     a, b = workers
     fields = load_settings().realtime_fields  # the default selection
     try:
-        for w in workers:
-            w.wait_for("opens_sink_rows_total", 0, timeout=60)  # web up
-        time.sleep(12)  # both in the group, rebalance settled
+        # Both in the group and the rebalance settled: every ownership partition has a reader.
+        deadline = time.monotonic() + 90
+        owned = [0.0, 0.0]
+        while time.monotonic() < deadline:
+            owned = [w.metrics().get("opens_owned_shard_partitions", 0.0) for w in workers]
+            if all(owned) and sum(owned) == 4:
+                break
+            time.sleep(0.5)
+        assert all(owned) and sum(owned) == 4, f"partitions owned by a, b: {owned}"
         first = requests(300, seed=1)
         put(kinesis, stream, first, fields)
         deadline = time.monotonic() + 90
