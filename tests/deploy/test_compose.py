@@ -43,13 +43,16 @@ def compose_schema() -> dict[str, Any]:
     path = metadata.distribution("check-jsonschema").locate_file(
         "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
     )
-    schema: dict[str, Any] = json.loads(path.read_text())  # type: ignore[union-attr]
+    schema: dict[str, Any] = json.loads(path.read_text())
     return schema
 
 
 def _errors(document: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(document)
+    ]
 
 
 def test_valid_against_the_compose_specification(
@@ -101,7 +104,7 @@ def test_settings_accept_the_compose_values(spec: dict[str, Any]) -> None:
         for k, v in service_env(spec["services"]["worker"]).items()
         if k.startswith(ENV_PREFIX)
     }
-    settings = Settings(**env)
+    settings = Settings.model_validate(env)
     assert settings.clickhouse_dsn.startswith("http://")
     assert settings.clickhouse_dsn.endswith("@clickhouse:8123/opens")
     assert settings.kafka_brokers == "kafka:9092"
@@ -195,8 +198,7 @@ def test_grafana_clickhouse_user(spec: dict[str, Any]) -> None:
     database = service_env(ch)["CLICKHOUSE_DB"]
     assert grants == [f"GRANT SELECT ON {database}.*"]
     datasources = load_yaml(
-        REPO / mounts(services["grafana"])["/etc/grafana/provisioning"]
-        / "datasources/opens.yaml"
+        REPO / mounts(services["grafana"])["/etc/grafana/provisioning"] / "datasources/opens.yaml"
     )["datasources"]
     (clickhouse,) = [d for d in datasources if d["type"] == "grafana-clickhouse-datasource"]
     assert clickhouse["jsonData"]["username"] == user.tag

@@ -27,9 +27,11 @@ class Stage:
 
 def parse(text: str) -> list[Stage]:
     """Instructions per stage, continuation lines joined, comments dropped."""
-    joined = re.sub(r"\\\n", " ", "\n".join(
-        line for line in text.splitlines() if not line.lstrip().startswith("#")
-    ))
+    joined = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
+    )
     stages: list[Stage] = []
     for line in joined.splitlines():
         if not line.strip():
