@@ -36,11 +36,12 @@ def with_defaults(value: str) -> str:
     return _VAR.sub(lambda m: m.group(2) or "", value)
 
 
-def service_env(service: dict[str, Any]) -> dict[str, str]:
+def service_env(service: dict[str, Any]) -> dict[str, str | None]:
+    """A service's environment; ``None`` = passed through from the shell only when set there."""
     env = service.get("environment") or {}
     if isinstance(env, list):
-        return dict(item.split("=", 1) for item in env)
-    return {str(k): str(v) for k, v in env.items()}
+        return {k: v for k, _, v in (item.partition("=") for item in env)}
+    return {str(k): None if v is None else str(v) for k, v in env.items()}
 
 
 def mounts(service: dict[str, Any]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import xml.etree.ElementTree as ET
 from importlib import metadata
 from typing import Any
@@ -102,7 +103,7 @@ def test_settings_accept_the_compose_values(spec: dict[str, Any]) -> None:
     env = {
         k.removeprefix(ENV_PREFIX).lower(): with_defaults(v)
         for k, v in service_env(spec["services"]["worker"]).items()
-        if k.startswith(ENV_PREFIX)
+        if k.startswith(ENV_PREFIX) and v is not None
     }
     settings = Settings.model_validate(env)
     assert settings.clickhouse_dsn.startswith("http://")
@@ -205,3 +206,48 @@ def test_grafana_clickhouse_user(spec: dict[str, Any]) -> None:
     assert clickhouse["jsonData"]["defaultDatabase"] == database
     assert clickhouse["secureJsonData"]["password"] == f"${{{password_var}}}"
     assert service_env(services["worker"])["OPENS_CLICKHOUSE_DATABASE"] == database
+
+
+def test_runbook_replay_variables_reach_the_workers(spec: dict[str, Any]) -> None:
+    """The README's replay recipe exports variables the compose file passes to the workers,
+    with values the settings accept."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Replay from a Kinesis timestamp") :]
+    exports = dict(re.findall(r"^export (OPENS_\w+)=(\S+)", section, re.M))
+    assert set(exports) == {
+        "OPENS_KINESIS_START",
+        "OPENS_KINESIS_START_TIMESTAMP",
+        "OPENS_TOPIC_SHARDS",
+    }
+    worker_env = service_env(spec["services"]["worker"])
+    for name in exports:
+        value = worker_env[name]
+        assert value is None or value.startswith("${" + name), f"{name} does not reach the worker"
+    settings = Settings.model_validate(
+        {k.removeprefix(ENV_PREFIX).lower(): v for k, v in exports.items()}
+    )
+    assert settings.kinesis_start == "AT_TIMESTAMP"
+    assert settings.kinesis_start_timestamp is not None
+    assert settings.kinesis_start_timestamp.tzinfo is not None
+
+
+def test_readme_names_only_real_settings_and_commands() -> None:
+    """Operators copy from the README: every OPENS_ variable it names is a setting, and every
+    `opens ...` line in its shell blocks is a command that exists."""
+    readme = (REPO / "README.md").read_text()
+    known = {ENV_PREFIX + f.upper() for f in Settings.model_fields}
+    known |= {INFRA_PREFIX + f.upper() for f in InfraSettings.model_fields}
+    named = set(re.findall(r"\bOPENS_[A-Z0-9_]*[A-Z0-9]\b", readme))
+    assert named - known == set()
+    runner = CliRunner()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    commands = re.findall(
+        r"(?:^|\s)opens ((?:[a-z][\w-]* ?)+)", "\n".join(blocks).replace("\\\n", " ")
+    )
+    assert commands
+    for words in commands:
+        argv = [w for w in words.split() if not w.startswith("-")][:2]
+        result = runner.invoke(app, [*argv, "--help"])
+        if result.exit_code != 0 and len(argv) == 2:  # the second word was an argument
+            result = runner.invoke(app, [argv[0], "--help"])
+        assert result.exit_code == 0, f"opens {words}: {result.output}"
