@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,8 +126,10 @@ def render(sql: str, db: str, selected: list[str] | None) -> str:
     return sql
 
 
-@pytest.fixture
-def loaded(chdb_client: Any, ch_database: str) -> tuple[Any, str, dict[str, dict[str, Any]]]:
+@pytest.fixture(scope="module")
+def loaded(chdb_client: Any) -> Iterator[tuple[Any, str, dict[str, dict[str, Any]]]]:
+    # One loaded database for the module: the queries only read it.
+    ch_database = "t_grafana_" + uuid.uuid4().hex[:8]
     apply_migrations(chdb_client, ch_database)
     hits = generate(random.Random(11), 400, CAMPAIGNS)
     write(chdb_client, ch_database, hits, hits[:100])  # a replay changes nothing
@@ -138,7 +142,8 @@ def loaded(chdb_client: Any, ch_database: str) -> tuple[Any, str, dict[str, dict
         column_names=["campaign", "category", "sent_at", "sends"],
         database=ch_database,
     )
-    return chdb_client, ch_database, truth(hits)
+    yield chdb_client, ch_database, truth(hits)
+    chdb_client.command(f"DROP DATABASE IF EXISTS {ch_database}")
 
 
 def run(client: Any, sql: str) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
@@ -284,3 +289,51 @@ def test_dashboard_numbers_are_the_truth(
         assert total("Countries", "unique_opens", selected) == unique
         _, _, rows = run(client, render(sql["Campaign summary"], db, selected))
         assert sorted(r[0] for r in rows) == sorted(chosen)
+
+
+# --- the Grafana-managed freshness alert ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alert_rules() -> list[dict[str, Any]]:
+    doc = load_yaml(DEPLOY / "grafana/provisioning/alerting/opens.yaml")
+    assert doc["apiVersion"] == 1
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+@pytest.mark.unit
+def test_alert_rules_are_consistent(
+    alert_rules: list[dict[str, Any]], datasources: dict[str, dict[str, Any]]
+) -> None:
+    assert alert_rules
+    for rule in alert_rules:
+        refs = {d["refId"]: d for d in rule["data"]}
+        assert rule["condition"] in refs, rule["title"]
+        for d in rule["data"]:
+            assert d["datasourceUid"] in datasources or d["datasourceUid"] == "__expr__"
+            if d["datasourceUid"] == "__expr__":
+                assert d["model"]["expression"] in refs, rule["title"]
+        assert rule["labels"]["severity"] in ("warning", "critical")
+
+
+@pytest.mark.integration
+def test_alert_queries_run(
+    alert_rules: list[dict[str, Any]], loaded: tuple[Any, str, dict[str, dict[str, Any]]]
+) -> None:
+    client, db, _ = loaded
+    for rule in alert_rules:
+        for d in rule["data"]:
+            if d["datasourceUid"] == "__expr__":
+                continue
+            # Alert rules cannot use dashboard variables: the database is written out.
+            sql = re.sub(r"\bopens\.(\w+)", rf"{db}.\1", d["model"]["rawSql"])
+            names, types, rows = run(client, sql)
+            assert rows, rule["title"]
+            numeric = [
+                n
+                for n, t in zip(names, types, strict=True)
+                if t.startswith(("Float", "Int", "UInt"))
+            ]
+            assert len(numeric) == 1, f"{rule['title']}: one value per row, the rest labels"
+            labels = {t for n, t in zip(names, types, strict=True) if n not in numeric}
+            assert labels <= {"String", "LowCardinality(String)"}, rule["title"]
