@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 
 import faust
 
 from processor.app import create_app
+from processor.logs import logging_config
 from processor.settings import Settings
 from processor.topics import existing_partitions
 
@@ -15,6 +17,9 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_config = logging_config(settings.log_format, loglevel)
+    if log_config is not None:  # before the first line we log, not only once Faust starts
+        logging.config.dictConfig(log_config)
     hits_n = existing_partitions(settings.kafka_brokers, settings.topic_hits)
     if hits_n is not None and hits_n != settings.topic_partitions:
         log.warning(
@@ -28,6 +33,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     worker = faust.Worker(
         app,
         loglevel=loglevel,
+        logging_config=log_config,
         workdir=str(settings.data_dir),
         redirect_stdouts=False,
     )
