@@ -116,6 +116,7 @@ def decode_records(
             if out.is_hit:
                 hits.append(out)
                 metrics.records.labels("realtime", "hit").inc()
+                metrics.signatures.labels("realtime", out.signature).inc()
             else:  # the pixel, but not countable: POST, 404, no sid/cid …
                 metrics.records.labels("realtime", "not_hit").inc()
         elif isinstance(out, Failure):
