@@ -169,9 +169,11 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         key = (r.cid, r.sid)
         earliest[key] = min(earliest.get(key, round(r.ts * 1000)), round(r.ts * 1000))
     got_first: dict[tuple[str, str], int] = {}
-    for value in consume_all(stack.kafka.bootstrap, env["OPENS_TOPIC_FIRST_OPENS"]):
-        key = (value["cid"], value["sid"])
-        got_first[key] = min(got_first.get(key, value["ts_ms"]), value["ts_ms"])
+    for message in consume_all(stack.kafka.bootstrap, env["OPENS_TOPIC_FIRST_OPENS"]):
+        assert message["v"] == 1
+        for value in message["first_opens"]:
+            key = (value["cid"], value["sid"])
+            got_first[key] = min(got_first.get(key, value["ts_ms"]), value["ts_ms"])
     assert got_first == earliest
 
     rows = query_chdb_in_subprocess(
