@@ -98,7 +98,7 @@ class Edge:
         self._rnd = random.Random(config.seed)  # noqa: S311 - simulation, not secrets
         self._etag = pixel_etag()
         self.requests = 0
-        self.dropped = 0
+        self.dropped_ids: set[str] = set()
         self.duplicated = 0
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -186,7 +186,7 @@ class Edge:
         self.requests += 1
         self.standard.add(req)
         if self._rnd.random() < self.config.drop_realtime:
-            self.dropped += 1
+            self.dropped_ids.add(req.request_id)
             return
         record = realtime_record(req, self.fields)
         self.realtime.add(record, req.request_id)
@@ -228,7 +228,7 @@ class Edge:
     def stats(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
-            "realtime_dropped": self.dropped,
+            "realtime_dropped": len(self.dropped_ids),
             "realtime_duplicated": self.duplicated,
             **self.realtime.stats(),
             **self.standard.stats(),
