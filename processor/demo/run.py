@@ -63,6 +63,7 @@ class DemoOptions:
 
 @dataclass
 class Outcome:
+    traffic: TrafficResult
     expected: Expected
     got: Counts
     mismatches: list[Mismatch]
@@ -332,7 +333,7 @@ def run_pipeline(run: DemoRun) -> Outcome:
         run.backfill()
     with step("waiting for the views to settle"):
         got = run.converge(exp)
-    return Outcome(exp, got, compare(exp, got), stats)
+    return Outcome(traffic, exp, got, compare(exp, got), stats)
 
 
 def _wait_for_ctrl_c() -> None:
