@@ -228,3 +228,55 @@ def test_log_object_keys_follow_cloudfront() -> None:
     key = object_key("logs", "E2ABC", "2026-11-27-21")
     assert key.startswith("logs/E2ABC.2026-11-27-21.") and key.endswith(".gz")
     assert object_key("", "E2ABC", "2026-11-27-21").startswith("E2ABC.2026-11-27-21.")
+
+
+@pytest.mark.integration
+def test_opens_edge_command_logs_and_flushes_on_sigterm(stack: LocalStack, tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
+    stream, bucket = unique("edge"), unique("logs")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    s3.create_bucket(Bucket=bucket)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENS_DATA_DIR": str(tmp_path),
+        "OPENS_KINESIS_STREAM": stream,
+        "OPENS_INFRA_LOG_BUCKET": bucket,
+        "OPENS_INFRA_LOG_PREFIX": "edge/",
+    }
+    argv = [sys.executable, "-m", "processor", "edge", "--port", str(port)]
+    argv += ["--distribution-id", "E3CLI", "--flush-seconds", "3600"]
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/o.gif?sid=a&cid=b"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    rid = resp.headers["X-Amz-Cf-Id"]
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "opens edge did not start"
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    # The standard log is only flushed on shutdown here (flush interval of an hour).
+    logs = read_logs(s3, bucket, "edge/")
+    assert [k.split(".")[0] for k in logs] == ["edge/E3CLI"]
+    parser = StandardParser()
+    lines = next(iter(logs.values()))[2:]
+    assert [h.request_id for h in map(parser.parse_line, lines) if isinstance(h, Hit)] == [rid]
+    assert [RealtimeDecoder().decode(r).request_id for r in read_stream(kinesis, stream)] == [rid]  # type: ignore[union-attr]
