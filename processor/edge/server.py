@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import os
 import random
@@ -253,8 +252,10 @@ class EdgeThread:
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
-        with contextlib.suppress(Exception):
+        try:
             asyncio.run_coroutine_threadsafe(self.edge.stop(), self.loop).result(120)
+        except Exception:  # stopping goes on: the loop and thread must not outlive the caller
+            log.exception("the edge did not stop cleanly; logs may not be flushed")
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)
         self.loop.close()
