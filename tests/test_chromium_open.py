@@ -24,7 +24,6 @@ from typing import Any
 import jinja2
 import pytest
 
-from processor.analytics.access import reader_client
 from processor.demo.run import DEMO_SECRET, DemoOptions, DemoRun
 from processor.devstack.stack import LocalStack
 from tests.conftest import free_port
@@ -74,7 +73,7 @@ def render_email(edge_url: str, env: dict[str, str]) -> str:
 
 
 def summary_row(run: DemoRun) -> dict[str, Any] | None:
-    client, db = reader_client(run.settings)
+    client, db = run.reader()
     try:
         result = client.query(
             "SELECT * FROM {db:Identifier}.campaign_summary WHERE campaign = {c:String}",
@@ -139,7 +138,7 @@ def test_chromium_opens_the_email_once(live: DemoRun, tmp_path: Path) -> None:
     assert (row["opens"], row["unique_opens"], row["invalid_hits"], row["sends"]) == (1, 1, 0, 1)
     assert (row["machine_opens"], row["human_unique_opens"]) == (1, 0)  # headless: unknown_bot
 
-    client, db = reader_client(live.settings)
+    client, db = live.reader()
     try:
         hits = client.query(
             "SELECT user_agent, client, machine, signature, sid FROM {db:Identifier}.hits FINAL "

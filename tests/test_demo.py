@@ -41,7 +41,7 @@ def demo_run(stack: LocalStack) -> Iterator[DemoRun]:
 def test_demo_pipeline_equals_the_truth(demo_run: DemoRun, tmp_path: Path) -> None:
     outcome = run_pipeline(demo_run)
     exp = outcome.expected
-    assert outcome.mismatches == []
+    assert outcome.mismatches == [], demo_run.worker_log_tail()
     # The mix exercised what it claims to: drops reconciled by backfill, duplicates, machine
     # opens, forged signatures and requests that are not hits.
     assert outcome.stats["realtime_dropped"] > 0

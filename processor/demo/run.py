@@ -27,7 +27,6 @@ from rich.table import Table
 
 from infra import runner
 from infra.settings import InfraSettings, load_infra_settings
-from processor.analytics.access import reader_client
 from processor.analytics.report import campaign_report
 from processor.cli.output import console, err_console, is_terminal
 from processor.demo.check import Counts, Mismatch, compare, counts, overcounted
@@ -38,6 +37,7 @@ from processor.edge.server import EdgeThread
 from processor.edge.setup import build_edge
 from processor.errors import OpensError, StackError
 from processor.settings import Settings
+from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.traffic import TrafficResult, run_traffic
 from processor.traffic.truth import Expected
 
@@ -247,13 +247,32 @@ class DemoRun:
         source = f"s3://{self.infra.log_bucket}/{self.infra.log_prefix}"
         self.opens("backfill", source, what="opens backfill")
 
+    def reader(self) -> tuple[Any, str]:
+        """A client of the worker's read-only endpoint: never the embedded engine itself, which
+        the worker owns (and which would read stale data if the worker had died)."""
+        db = self.settings.clickhouse_database
+        return connect(ClickHouseTarget(self.settings.query_url, db)), db
+
+    def worker_alive(self) -> None:
+        proc = self.worker.proc if self.worker else None
+        if proc is not None and proc.poll() is not None:
+            msg = f"the worker exited with status {proc.returncode}"
+            raise StackError(msg, component="worker", hint=f"see {self.dir / 'worker.log'}")
+
+    def worker_log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join((self.dir / "worker.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no worker log)"
+
     def converge(self, exp: Expected) -> Counts:
         """Poll the views (through the worker's read-only endpoint) until they reach the
         truth, overshoot it, or the time is up; the last reading is returned either way."""
-        client, db = reader_client(self.settings)
+        client, db = self.reader()
         try:
             deadline = time.monotonic() + self.options.converge_timeout
             while True:
+                self.worker_alive()
                 got = counts(client, db)
                 done = not compare(exp, got) or overcounted(exp, got)
                 if done or time.monotonic() > deadline:
@@ -263,7 +282,7 @@ class DemoRun:
             client.close()
 
     def report(self) -> Table:
-        client, db = reader_client(self.settings)
+        client, db = self.reader()
         try:
             rep = campaign_report(client, db)
         finally:
