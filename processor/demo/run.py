@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -360,8 +361,16 @@ def _wait_for_ctrl_c() -> None:
         time.sleep(3600)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, options: DemoOptions) -> None:
     """The demo; raises ``DemoMismatch`` (exit 1) when the numbers differ from the truth."""
+    # SIGTERM (and SIGINT, even where a shell started us ignoring it) unwind through the
+    # `finally` below, so every process the demo started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     run = DemoRun(settings, options)
     started = time.monotonic()
     try:
@@ -393,5 +402,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> None:
                 soft_wrap=True,
             )
     finally:
+        # A second Ctrl-C must not cut the clean-up short (each stop has its own time limit).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with err_console.status("stopping what the demo started…"):
             run.close()
