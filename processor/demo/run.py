@@ -109,6 +109,7 @@ class DemoRun:
                 "topic_raw": f"{tag}-raw",
                 "topic_hits": f"{tag}-hits",
                 "topic_shards": f"{tag}-shards",
+                "topic_first_opens": f"{tag}-first-opens",
                 "web_port": _free(settings.web_host, settings.web_port),
                 "query_port": _free(host, settings.query_port),
             }
@@ -134,6 +135,7 @@ class DemoRun:
             "OPENS_TOPIC_RAW": s.topic_raw,
             "OPENS_TOPIC_HITS": s.topic_hits,
             "OPENS_TOPIC_SHARDS": s.topic_shards,
+            "OPENS_TOPIC_FIRST_OPENS": s.topic_first_opens,
             "OPENS_WEB_PORT": str(s.web_port),
             "OPENS_QUERY_PORT": str(s.query_port),
             "OPENS_PIXEL_SECRETS": DEMO_SECRET,
