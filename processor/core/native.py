@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from processor.core.builder import HitBuilder
 from processor.core.classify import Classifier
 from processor.core.context import DecodeContext
 from processor.core.fields import DEFAULT_REALTIME_FIELDS
-from processor.core.hit import new_hit
+from processor.core.hit import Hit, new_hit
 from processor.core.kpl import KPL_MAGIC
 from processor.core.realtime import _READ, RealtimeDecoder
 from processor.core.standard import StandardLayout, StandardParser
@@ -28,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - the build is part of `make install`
     _native = None
 
-__all__ = ["AVAILABLE", "realtime_decoder", "standard_parser"]
+__all__ = ["AVAILABLE", "ndjson", "realtime_decoder", "standard_parser"]
 
 AVAILABLE = _native is not None
 
@@ -36,6 +38,13 @@ AVAILABLE = _native is not None
 DEFER: Any = object()
 
 Outcome = Any  # Hit | Failure | None, as the parent classes return
+
+
+def _module() -> Any:
+    if _native is None:
+        msg = "opens_native is not installed (make install builds it)"
+        raise RuntimeError(msg)
+    return _native
 
 
 def _builder_args(builder: HitBuilder) -> dict[str, Any]:
@@ -81,8 +90,7 @@ class NativeStandardParser(StandardParser):
 
     def __init__(self, ctx: DecodeContext | None = None, *, classifier: Classifier | None = None):
         super().__init__(ctx, classifier=classifier)
-        assert _native is not None
-        self._core = _native.StandardCore(DEFER, **_builder_args(self._builder))
+        self._core = _module().StandardCore(DEFER, **_builder_args(self._builder))
         self._pushed: StandardLayout | None = None
         self._push()
 
@@ -97,15 +105,33 @@ class NativeStandardParser(StandardParser):
             self._push()
 
     def parse_line(self, line: str) -> Outcome:
-        try:
-            out = self._core.parse(line)
-        except Exception:
-            out = DEFER  # e.g. a classifier error: the reference reports it as it always did
+        out = self._core.parse(line)
         if out is DEFER:
             out = super().parse_line(line)
             if self.layout is not self._pushed:
                 self._push()  # the line was a ``#Fields:`` header
         return out
+
+    def parse_many(self, lines: list[str]) -> list[Outcome]:
+        # The core stops a run right after a ``#`` line, so a header is applied (by the
+        # reference, below) before the core parses the line after it.
+        core = self._core
+        reference = super().parse_line
+        result: list[Outcome] = []
+        start, end = 0, len(lines)
+        while start < end:
+            outs, deferred, stop = core.parse_many(lines, start)
+            if deferred:
+                for i, out in enumerate(outs):
+                    if out is DEFER:
+                        outs[i] = reference(lines[start + i])
+                if self.layout is not self._pushed:
+                    self._push()
+            if start == 0 and stop == end:
+                return outs  # type: ignore[no-any-return]
+            result.extend(outs)
+            start = stop
+        return result
 
 
 class NativeRealtimeDecoder(RealtimeDecoder):
@@ -119,8 +145,7 @@ class NativeRealtimeDecoder(RealtimeDecoder):
         classifier: Classifier | None = None,
     ) -> None:
         super().__init__(fields, ctx, classifier=classifier)
-        assert _native is not None
-        self._core = _native.RealtimeCore(
+        self._core = _module().RealtimeCore(
             DEFER,
             positions=[self._pos.get(name, -1) for name in _READ],
             n_fields=self._n,
@@ -131,18 +156,34 @@ class NativeRealtimeDecoder(RealtimeDecoder):
         )
 
     def decode(self, data: bytes) -> Outcome:
-        try:
-            out = self._core.decode(data)
-        except Exception:
-            out = DEFER
+        out = self._core.decode(data)
         return super().decode(data) if out is DEFER else out
 
+    def decode_many(self, records: Iterable[bytes]) -> list[Outcome]:
+        records = records if isinstance(records, list) else list(records)
+        outs, deferred = self._core.decode_many(records)
+        if not deferred:
+            return outs  # type: ignore[no-any-return]
+        result: list[Outcome] = []
+        for data, out in zip(records, outs, strict=True):
+            if out is DEFER:
+                result.extend(self.decode_kinesis(data))  # KPL aggregates: several outcomes
+            else:
+                result.append(out)
+        return result
+
     def decode_line(self, line: str, raw: bytes | None = None) -> Outcome:
-        try:
-            out = self._core.decode_line(line)
-        except Exception:
-            out = DEFER
+        out = self._core.decode_line(line)
         return super().decode_line(line, raw) if out is DEFER else out
+
+    def decode_line_many(self, lines: list[str]) -> list[Outcome]:
+        outs, deferred = self._core.decode_line_many(lines)
+        if deferred:
+            reference = super().decode_line
+            for i, out in enumerate(outs):
+                if out is DEFER:
+                    outs[i] = reference(lines[i])
+        return outs  # type: ignore[no-any-return]
 
 
 def standard_parser(
@@ -164,3 +205,23 @@ def realtime_decoder(
     if AVAILABLE:
         return NativeRealtimeDecoder(fields, ctx, classifier=classifier)
     return RealtimeDecoder(fields, ctx, classifier=classifier)
+
+
+def _ndjson_line(hit: Hit) -> bytes:
+    return orjson.dumps(hit.to_json_dict(), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _ndjson_python(hits: list[Hit]) -> bytes:
+    return b"".join(map(_ndjson_line, hits))
+
+
+# A hit the writer cannot render exactly (a float orjson writes with an exponent, a year
+# outside 1000-9999 …) is written by ``_ndjson_line``, so the bytes are always the reference's.
+_writer = _native.NdjsonWriter(new_hit, _ndjson_line) if _native is not None else None
+
+
+def ndjson(hits: list[Hit]) -> bytes:
+    """The NDJSON lines of ``opens parse`` (DESIGN §4) for many hits, as one ``bytes``."""
+    if _writer is not None:
+        return _writer.dumps(hits)  # type: ignore[no-any-return]
+    return _ndjson_python(hits)
