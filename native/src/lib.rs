@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use pyo3::prelude::*;
-use rustc_hash::FxHashMap as HashMap;
 use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use rustc_hash::FxHashMap as HashMap;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -39,7 +39,11 @@ struct HitMaker {
 impl HitMaker {
     fn new(py: Python<'_>, new_hit: PyObject) -> PyResult<Self> {
         let probe_values: Vec<PyObject> = (0..HIT_FIELDS)
-            .map(|i| PyString::new(py, &format!("opens-native-probe-{i}")).into_any().unbind())
+            .map(|i| {
+                PyString::new(py, &format!("opens-native-probe-{i}"))
+                    .into_any()
+                    .unbind()
+            })
             .collect();
         let probe = new_hit.call1(py, PyTuple::new(py, probe_values.iter())?)?;
         let hit_type = probe.bind(py).get_type().unbind();
@@ -60,7 +64,11 @@ impl HitMaker {
                 None => ok = false,
             }
         }
-        Ok(Self { hit_type, offsets: ok.then_some(offsets), new_hit })
+        Ok(Self {
+            hit_type,
+            offsets: ok.then_some(offsets),
+            new_hit,
+        })
     }
 
     fn make(&self, py: Python<'_>, args: [PyObject; HIT_FIELDS]) -> PyResult<PyObject> {
@@ -391,10 +399,18 @@ fn pixel_query(query: &str, legacy: &str) -> Option<PixelQuery> {
             Some(i) => (&part[..i], &part[i + 1..]),
             None => (part, ""),
         };
-        let key = if decode { form_value(k)? } else { Cow::Borrowed(k) };
+        let key = if decode {
+            form_value(k)?
+        } else {
+            Cow::Borrowed(k)
+        };
         if let Some(slot) = found.slot(&key, legacy) {
             if slot.is_none() {
-                *slot = Some(if decode { form_value(v)?.into_owned() } else { v.to_owned() });
+                *slot = Some(if decode {
+                    form_value(v)?.into_owned()
+                } else {
+                    v.to_owned()
+                });
             }
         }
     }
@@ -569,10 +585,20 @@ impl Builder {
     }
 
     /// `(info, user_agent, client, device, rule is None)` for a raw agent, one map lookup.
-    fn agent(&mut self, py: Python<'_>, raw: &str) -> PyResult<(PyObject, PyObject, PyObject, PyObject, bool)> {
+    fn agent(
+        &mut self,
+        py: Python<'_>,
+        raw: &str,
+    ) -> PyResult<(PyObject, PyObject, PyObject, PyObject, bool)> {
         let parts = |a: &Agent| {
             let c = |o: &PyObject| o.clone_ref(py);
-            (c(&a.info), c(&a.user_agent), c(&a.client), c(&a.device), a.plain)
+            (
+                c(&a.info),
+                c(&a.user_agent),
+                c(&a.client),
+                c(&a.device),
+                a.plain,
+            )
         };
         if let Some(found) = self.agents.get(raw) {
             return Ok(parts(found));
@@ -630,7 +656,12 @@ impl Builder {
                 sig,
             )
         } else {
-            (none.clone_ref(py), none.clone_ref(py), self.strings.get(py, ""), Sig::Missing)
+            (
+                none.clone_ref(py),
+                none.clone_ref(py),
+                self.strings.get(py, ""),
+                Sig::Missing,
+            )
         };
         let signature = match signature {
             Sig::Valid => self.valid.clone_ref(py),
@@ -650,7 +681,8 @@ impl Builder {
         let machine = if plain && f.referer.is_empty() && f.method != "HEAD" {
             none.clone_ref(py)
         } else {
-            self.machine_fn.call1(py, (info, f.method, f.ip, f.referer, f.asn))?
+            self.machine_fn
+                .call1(py, (info, f.method, f.ip, f.referer, f.asn))?
         };
         let args = [
             str_obj(f.rid),
@@ -820,10 +852,26 @@ impl StandardCore {
                 _ => "-",
             }
         };
-        let (date, time, stamp, edge, nbytes, ip, method, path) =
-            (get(0), get(1), get(2), get(3), get(4), get(5), get(6), get(7));
-        let (status, referer, agent, query, rid, taken, country, asn) =
-            (get(8), get(9), get(10), get(11), get(12), get(13), get(14), get(15));
+        let (date, time, stamp, edge, nbytes, ip, method, path) = (
+            get(0),
+            get(1),
+            get(2),
+            get(3),
+            get(4),
+            get(5),
+            get(6),
+            get(7),
+        );
+        let (status, referer, agent, query, rid, taken, country, asn) = (
+            get(8),
+            get(9),
+            get(10),
+            get(11),
+            get(12),
+            get(13),
+            get(14),
+            get(15),
+        );
         let Some(pixel) = self.b.is_pixel(path) else {
             return Ok(Out::Defer);
         };
@@ -923,7 +971,15 @@ impl RealtimeCore {
         for (slot, p) in pos.iter_mut().zip(positions) {
             *slot = p;
         }
-        Ok(Self { b, pos, n: n_fields, has_stem, has_headers, kpl_magic, ranges: Vec::new() })
+        Ok(Self {
+            b,
+            pos,
+            n: n_fields,
+            has_stem,
+            has_headers,
+            kpl_magic,
+            ranges: Vec::new(),
+        })
     }
 
     /// One record's bytes (`RealtimeDecoder.decode`).
@@ -933,7 +989,11 @@ impl RealtimeCore {
     }
 
     /// `(outcomes, deferred)` for many records' bytes, one outcome per record.
-    fn decode_many(&mut self, py: Python<'_>, records: &Bound<'_, PyList>) -> (Vec<PyObject>, usize) {
+    fn decode_many(
+        &mut self,
+        py: Python<'_>,
+        records: &Bound<'_, PyList>,
+    ) -> (Vec<PyObject>, usize) {
         let mut outs = Vec::with_capacity(records.len());
         let mut deferred = 0;
         for data in records.iter() {
@@ -951,7 +1011,11 @@ impl RealtimeCore {
     }
 
     /// `(outcomes, deferred)` for many records as text.
-    fn decode_line_many(&mut self, py: Python<'_>, lines: &Bound<'_, PyList>) -> (Vec<PyObject>, usize) {
+    fn decode_line_many(
+        &mut self,
+        py: Python<'_>,
+        lines: &Bound<'_, PyList>,
+    ) -> (Vec<PyObject>, usize) {
         let mut outs = Vec::with_capacity(lines.len());
         let mut deferred = 0;
         for line in lines.iter() {
@@ -1064,7 +1128,6 @@ impl RealtimeCore {
         self.b.build(py, &fields)
     }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // NDJSON output of `opens parse` (DESIGN §4), byte for byte what orjson writes
@@ -1189,11 +1252,18 @@ struct NdjsonWriter {
 impl NdjsonWriter {
     #[new]
     fn new(py: Python<'_>, new_hit: PyObject, fallback: PyObject) -> PyResult<Self> {
-        Ok(Self { hits: HitMaker::new(py, new_hit)?, fallback })
+        Ok(Self {
+            hits: HitMaker::new(py, new_hit)?,
+            fallback,
+        })
     }
 
     /// One `bytes` holding a line per hit.
-    fn dumps<'py>(&self, py: Python<'py>, hits: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
+    fn dumps<'py>(
+        &self,
+        py: Python<'py>,
+        hits: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let mut buf = Vec::with_capacity(hits.len() * 640);
         for hit in hits.iter() {
             let start = buf.len();
@@ -1220,7 +1290,8 @@ impl NdjsonWriter {
         for (k, (key, slot, kind)) in JSON_KEYS.iter().enumerate() {
             // SAFETY: `hit` is exactly a `Hit`, whose object slots live at these offsets;
             // the value is borrowed while `hit` (kept alive by the list) holds it.
-            let ptr = unsafe { (base.add(offsets[*slot]) as *const *mut pyo3::ffi::PyObject).read() };
+            let ptr =
+                unsafe { (base.add(offsets[*slot]) as *const *mut pyo3::ffi::PyObject).read() };
             if ptr.is_null() {
                 return false;
             }
