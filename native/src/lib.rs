@@ -829,6 +829,13 @@ impl StandardCore {
 
     fn parse_str(&mut self, py: Python<'_>, line: &str) -> PyResult<Out> {
         let line = line.trim_end_matches(['\r', '\n']);
+        // `line.isspace()` lines are counted as blank by the reference; any non-ASCII
+        // character might be whitespace to Python, so only an ASCII one proves the line is not.
+        let py_space =
+            |c: u8| matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ');
+        if !line.bytes().any(|c| c.is_ascii() && !py_space(c)) {
+            return Ok(Out::Defer);
+        }
         match line.as_bytes().first() {
             None | Some(b'#') | Some(b'{') => return Ok(Out::Defer),
             _ => {}
@@ -1145,27 +1152,45 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + (m <= 2) as i64, m, d)
 }
 
-/// `iso_ms`: `2026-11-27T18:56:28.123Z`; `false` outside years 1000-9999 (left to Python).
-fn write_iso(buf: &mut Vec<u8>, ts_ms: i64) -> bool {
+/// `iso_ms`: `"2026-11-27T18:56:28.123Z"`; `false` outside years 1000-9999 (left to Python).
+/// The text up to the second is kept for the next hit: log lines come in time order.
+fn write_iso(buf: &mut Vec<u8>, ts_ms: i64, last: &mut (i64, [u8; 21])) -> bool {
     let (secs, millis) = (ts_ms.div_euclid(1000), ts_ms.rem_euclid(1000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    if !(1000..=9999).contains(&y) {
-        return false;
+    if last.0 != secs || last.1[0] == 0 {
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        if !(1000..=9999).contains(&y) {
+            return false;
+        }
+        let head = format!(
+            "\"{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        );
+        last.1.copy_from_slice(head.as_bytes());
+        last.0 = secs;
     }
-    let text = format!(
-        "\"{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z\"",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
-    buf.extend_from_slice(text.as_bytes());
+    buf.extend_from_slice(&last.1);
+    let ms = millis as u32;
+    buf.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+        b'"',
+    ]);
     true
 }
 
 fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
     let b = s.as_bytes();
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') {
+        buf.extend_from_slice(b);
+        buf.push(b'"');
+        return;
+    }
     let mut from = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -1200,9 +1225,10 @@ fn write_json_float(buf: &mut Vec<u8>, v: f64) -> bool {
     if !(1e-5..1e16).contains(&v) {
         return false;
     }
-    let text = format!("{v}");
-    buf.extend_from_slice(text.as_bytes());
-    if !text.contains('.') {
+    let start = buf.len();
+    // Display writes the shortest round-trip digits without an exponent, as orjson does here.
+    let _ = std::io::Write::write_fmt(buf, format_args!("{v}"));
+    if !buf[start..].contains(&b'.') {
         buf.extend_from_slice(b".0");
     }
     true
@@ -1246,6 +1272,7 @@ const JSON_KEYS: [(&str, usize, Kind); HIT_FIELDS] = [
 struct NdjsonWriter {
     hits: HitMaker,
     fallback: PyObject,
+    last_second: (i64, [u8; 21]),
 }
 
 #[pymethods]
@@ -1255,12 +1282,13 @@ impl NdjsonWriter {
         Ok(Self {
             hits: HitMaker::new(py, new_hit)?,
             fallback,
+            last_second: (0, [0; 21]),
         })
     }
 
     /// One `bytes` holding a line per hit.
     fn dumps<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         hits: &Bound<'py, PyList>,
     ) -> PyResult<Bound<'py, PyBytes>> {
@@ -1278,7 +1306,7 @@ impl NdjsonWriter {
 }
 
 impl NdjsonWriter {
-    fn write(&self, py: Python<'_>, buf: &mut Vec<u8>, hit: &Bound<'_, PyAny>) -> bool {
+    fn write(&mut self, py: Python<'_>, buf: &mut Vec<u8>, hit: &Bound<'_, PyAny>) -> bool {
         let Some(offsets) = self.hits.offsets else {
             return false;
         };
@@ -1319,13 +1347,13 @@ impl NdjsonWriter {
                 },
                 Kind::Int => match value.downcast_exact::<PyInt>().map(|i| i.extract::<i64>()) {
                     Ok(Ok(n)) => {
-                        buf.extend_from_slice(n.to_string().as_bytes());
+                        buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
                         true
                     }
                     _ => false,
                 },
                 Kind::Ts => match value.downcast_exact::<PyInt>().map(|i| i.extract::<i64>()) {
-                    Ok(Ok(n)) => write_iso(buf, n),
+                    Ok(Ok(n)) => write_iso(buf, n, &mut self.last_second),
                     _ => false,
                 },
                 Kind::Float => match value.downcast_exact::<PyFloat>() {
