@@ -1225,10 +1225,15 @@ fn write_json_float(buf: &mut Vec<u8>, v: f64) -> bool {
     if !(1e-5..1e16).contains(&v) {
         return false;
     }
-    let start = buf.len();
-    // Display writes the shortest round-trip digits without an exponent, as orjson does here.
-    let _ = std::io::Write::write_fmt(buf, format_args!("{v}"));
-    if !buf[start..].contains(&b'.') {
+    // ryu: the shortest round-trip digits, ties to even (as orjson and Python's repr; Rust's
+    // Display breaks ties the other way), in decimal notation throughout this range.
+    let mut text = ryu::Buffer::new();
+    let text = text.format_finite(v).as_bytes();
+    if text.contains(&b'e') {
+        return false;
+    }
+    buf.extend_from_slice(text);
+    if !text.contains(&b'.') {
         buf.extend_from_slice(b".0");
     }
     true
