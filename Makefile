@@ -4,6 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The native decoding core (native/) is built with cargo; rustup installs it in ~/.cargo/bin.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
 
 .DEFAULT_GOAL := help
 
@@ -12,11 +15,12 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock $(NATIVE_SRC)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q 'uv>=0.5,<1'
 	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install -q --python $(BIN)/python --reinstall-package opens-native ./native
 	touch $(STAMP)
 
 .PHONY: install
@@ -29,9 +33,10 @@ lock: ## Re-resolve requirements.lock (and the worker image's runtime lock) from
 	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 -c requirements.lock -o requirements-runtime.lock
 
 .PHONY: lint
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check; cargo fmt + clippy on native/
 	$(BIN)/ruff check processor infra tests scripts
 	$(BIN)/ruff format --check processor infra tests scripts
+	cd native && cargo fmt --check && cargo clippy -q --all-targets -- -D warnings
 
 .PHONY: fmt
 fmt: install ## Format and autofix

@@ -22,6 +22,7 @@ from faust.web import Request, Response, View
 
 from processor.backoff import backoff_delay
 from processor.core.hit import Hit
+from processor.core.native import realtime_decoder
 from processor.core.outcome import Failure
 from processor.core.realtime import RealtimeDecoder
 from processor.dedupe import FirstOpen, SubscriberState, admit
@@ -156,7 +157,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     )
     pipe = Pipeline(settings)
     app.pipeline = pipe  # type: ignore[attr-defined]
-    decoder = RealtimeDecoder(settings.realtime_fields, settings.decode_context())
+    decoder = realtime_decoder(settings.realtime_fields, settings.decode_context())
     target = ClickHouseTarget.parse(settings.clickhouse_dsn, settings.clickhouse_database)
 
     def open_client() -> Any:

@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
-import orjson
 import typer
 
 from processor.cli.context import settings_from
@@ -22,14 +21,13 @@ from processor.core.context import DecodeContext
 from processor.core.data import APPLE_EGRESS_FILENAME, APPLE_EGRESS_URL
 from processor.core.egress import parse_egress_csv
 from processor.core.fields import UnknownFieldError, canonical_order
-from processor.core.logparse import LineDecoder, ParseSummary, decode_lines, line_decoder
+from processor.core.logparse import BlockDecoder, ParseSummary, block_decoder, decode_blocks
+from processor.core.native import ndjson
 from processor.core.pixel import pixel_url, snippet
-from processor.core.reader import iter_lines, open_input
+from processor.core.reader import iter_line_blocks, open_input
 from processor.errors import OpensError
 
 __all__ = ["register"]
-
-_FLUSH_EVERY = 4096
 
 
 class LogFormatChoice(StrEnum):
@@ -137,7 +135,7 @@ def parse_cmd(
         if not selected:
             msg = "is empty"
             raise typer.BadParameter(msg, param_hint="--fields")
-    decode, new_file = line_decoder(log_format.value, decode_ctx, fields=selected)
+    decode, new_file = block_decoder(log_format.value, decode_ctx, fields=selected)
     summary = ParseSummary()
     out = sys.stdout.buffer
     try:
@@ -157,7 +155,7 @@ def parse_cmd(
 
 def _parse_one(
     name: str,
-    decode: LineDecoder,
+    decode: BlockDecoder,
     new_file: Callable[[], None],
     summary: ParseSummary,
     out: BinaryIO,
@@ -169,15 +167,11 @@ def _parse_one(
         summary.unreadable.append(name)
         return
     new_file()
-    dumps = orjson.dumps
-    option = orjson.OPT_APPEND_NEWLINE
-    buffer: list[bytes] = []
     try:
-        for hit in decode_lines(decode, iter_lines(stream), summary, name):
-            buffer.append(dumps(hit.to_json_dict(), option=option))
-            if len(buffer) >= _FLUSH_EVERY:
-                out.write(b"".join(buffer))
-                buffer.clear()
+        # One write per block of lines read (about 1 MiB of log): hits are never held longer.
+        for hits in decode_blocks(decode, iter_line_blocks(stream), summary, name):
+            if hits:
+                out.write(ndjson(hits))
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise
@@ -188,8 +182,6 @@ def _parse_one(
         typer.echo(f"opens: {name} ends early (truncated gzip?): {exc}", err=True)
         summary.unreadable.append(name)
     finally:
-        if buffer:
-            out.write(b"".join(buffer))
         stream.close()
 
 

@@ -16,16 +16,26 @@ from processor.core.classify import Classifier
 from processor.core.context import DecodeContext
 from processor.core.fields import DEFAULT_REALTIME_FIELDS
 from processor.core.hit import Hit
+from processor.core.native import realtime_decoder, standard_parser
 from processor.core.outcome import Failure
-from processor.core.realtime import RealtimeDecoder
 from processor.core.s3access import S3AccessParser
-from processor.core.standard import StandardParser
 
-__all__ = ["FORMATS", "LineDecoder", "LogFormat", "ParseSummary", "decode_lines", "line_decoder"]
+__all__ = [
+    "FORMATS",
+    "BlockDecoder",
+    "LineDecoder",
+    "LogFormat",
+    "ParseSummary",
+    "block_decoder",
+    "decode_blocks",
+    "decode_lines",
+    "line_decoder",
+]
 
 LogFormat = Literal["realtime", "standard", "s3"]
 FORMATS: tuple[LogFormat, ...] = ("realtime", "standard", "s3")
 LineDecoder = Callable[[str], "Hit | Failure | None"]
+BlockDecoder = Callable[[list[str]], "list[Hit | Failure | None]"]
 
 EXAMPLES_PER_REASON = 5
 
@@ -74,13 +84,31 @@ def line_decoder(
 ) -> tuple[LineDecoder, Callable[[], None]]:
     """``(decode one line, start a new file)`` for a format; the second forgets a header."""
     if fmt == "realtime":
-        rt = RealtimeDecoder(fields, ctx, classifier=classifier)
+        rt = realtime_decoder(fields, ctx, classifier=classifier)
         return rt.decode_line, _nothing
     if fmt == "standard":
-        std = StandardParser(ctx, classifier=classifier)
+        std = standard_parser(ctx, classifier=classifier)
         return std.parse_line, std.reset
     s3 = S3AccessParser(ctx, classifier=classifier)
     return s3.parse_line, _nothing
+
+
+def block_decoder(
+    fmt: LogFormat,
+    ctx: DecodeContext,
+    *,
+    fields: Iterable[str] = DEFAULT_REALTIME_FIELDS,
+    classifier: Classifier | None = None,
+) -> tuple[BlockDecoder, Callable[[], None]]:
+    """``line_decoder`` in batch form: ``(decode many lines, start a new file)``."""
+    if fmt == "realtime":
+        rt = realtime_decoder(fields, ctx, classifier=classifier)
+        return rt.decode_line_many, _nothing
+    if fmt == "standard":
+        std = standard_parser(ctx, classifier=classifier)
+        return std.parse_many, std.reset
+    s3 = S3AccessParser(ctx, classifier=classifier)
+    return s3.parse_many, _nothing
 
 
 def _nothing() -> None:
@@ -118,3 +146,42 @@ def decode_lines(
         summary.lines = n
         summary.skipped += skipped
         summary.hits += hits
+
+
+def decode_blocks(
+    decode: BlockDecoder,
+    blocks: Iterable[list[str | None]],
+    summary: ParseSummary,
+    name: str = "-",
+) -> Iterator[list[Hit]]:
+    """``decode_lines`` for blocks of lines: the hits of each block, same counts in ``summary``."""
+    start = n = summary.lines
+    skipped = 0
+    hits = 0
+    try:
+        for block in blocks:
+            found: list[Hit] = []
+            for out in _decode_block(decode, block):
+                n += 1
+                if out is None:
+                    skipped += 1
+                elif isinstance(out, Failure):
+                    summary.fail(out.reason, f"{name}:{n - start}")
+                else:
+                    found.append(out)
+            hits += len(found)
+            yield found
+    finally:
+        summary.lines = n
+        summary.skipped += skipped
+        summary.hits += hits
+
+
+_TOO_LONG = Failure("line_too_long", b"")
+
+
+def _decode_block(decode: BlockDecoder, block: list[str | None]) -> list[Hit | Failure | None]:
+    if None not in block:
+        return decode(block)  # type: ignore[arg-type]  # no None in it: list[str]
+    outs = iter(decode([line for line in block if line is not None]))
+    return [_TOO_LONG if line is None else next(outs) for line in block]

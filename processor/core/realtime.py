@@ -95,6 +95,11 @@ class RealtimeDecoder:
             out.extend(self.decode_kinesis(data))
         return out
 
+    def decode_line_many(self, lines: list[str]) -> list[Outcome]:
+        """The outcomes of many records as text, in order (batch form of ``decode_line``)."""
+        decode = self.decode_line
+        return [decode(line) for line in lines]
+
     def decode_line(self, line: str, raw: bytes | None = None) -> Outcome:
         """One record as text (a line of a file of records; blank lines are ``None``)."""
         if not line or line.isspace():

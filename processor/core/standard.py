@@ -151,6 +151,11 @@ class StandardParser:
         for line in lines:
             yield parse(line)
 
+    def parse_many(self, lines: list[str]) -> list[Outcome]:
+        """The outcomes of many lines, in order (the batch form of ``parse_line``)."""
+        parse = self.parse_line
+        return [parse(line) for line in lines]
+
     def parse_line(self, line: str) -> Outcome:
         try:
             return self._parse(line)

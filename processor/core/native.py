@@ -1,0 +1,227 @@
+"""The compiled fast path (``native/``, module ``opens_native``), chosen when it is installed.
+
+The Rust core runs the per-line hot loop (split, timestamps, pixel query, HMAC, IPv4
+truncation) and builds the ``Hit`` with the same ``new_hit``; classification stays in Python,
+cached per raw user agent. It decides only lines it can decode exactly like the reference:
+everything else (headers, JSON lines, every failure, invalid UTF-8, IPv6 addresses, lines
+without a request id …) comes back as ``DEFER`` and the pure-Python parent class decodes it.
+So bad lines get the same reasons and counts on both paths, and ``StandardParser`` /
+``RealtimeDecoder`` remain the readable reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from processor.core.builder import HitBuilder
+from processor.core.classify import Classifier
+from processor.core.context import DecodeContext
+from processor.core.fields import DEFAULT_REALTIME_FIELDS
+from processor.core.hit import Hit, new_hit
+from processor.core.kpl import KPL_MAGIC
+from processor.core.realtime import _READ, RealtimeDecoder
+from processor.core.standard import StandardLayout, StandardParser
+
+try:
+    import opens_native as _native
+except ImportError:  # pragma: no cover - the build is part of `make install`
+    _native = None
+
+__all__ = ["AVAILABLE", "ndjson", "realtime_decoder", "standard_parser"]
+
+AVAILABLE = _native is not None
+
+# Returned by the core for a line the Python reference must decode.
+DEFER: Any = object()
+
+Outcome = Any  # Hit | Failure | None, as the parent classes return
+
+
+def _module() -> Any:
+    if _native is None:
+        msg = "opens_native is not installed (make install builds it)"
+        raise RuntimeError(msg)
+    return _native
+
+
+def _builder_args(builder: HitBuilder) -> dict[str, Any]:
+    ctx = builder.ctx
+    return {
+        "pixel_path": builder.pixel_path,
+        "pixel_only": ctx.pixel_only,
+        "escaped": builder._escaped,
+        "legacy": ctx.legacy_campaign_param,
+        "secrets": list(ctx.secrets),
+        "ip_privacy": ctx.ip_privacy,
+        "agent_fn": builder._agent,
+        "machine_fn": builder._machine,
+        "ip_fn": builder._ip,
+        "new_hit": new_hit,
+    }
+
+
+def _positions(lay: StandardLayout) -> list[int]:
+    # The order of ``standard._USED``.
+    return [
+        lay.date,
+        lay.time,
+        lay.ts_ms,
+        lay.edge,
+        lay.sc_bytes,
+        lay.ip,
+        lay.method,
+        lay.stem,
+        lay.status,
+        lay.referer,
+        lay.ua,
+        lay.query,
+        lay.rid,
+        lay.taken,
+        lay.country,
+        lay.asn,
+    ]
+
+
+class NativeStandardParser(StandardParser):
+    """``StandardParser`` with the compiled hot loop; identical outcomes."""
+
+    def __init__(self, ctx: DecodeContext | None = None, *, classifier: Classifier | None = None):
+        super().__init__(ctx, classifier=classifier)
+        self._core = _module().StandardCore(DEFER, **_builder_args(self._builder))
+        self._pushed: StandardLayout | None = None
+        self._push()
+
+    def _push(self) -> None:
+        lay = self.layout
+        self._core.set_layout(_positions(lay), lay.maxsplit, lay.min_fields)
+        self._pushed = lay
+
+    def reset(self) -> None:
+        super().reset()
+        if self.layout is not self._pushed:
+            self._push()
+
+    def parse_line(self, line: str) -> Outcome:
+        out = self._core.parse(line)
+        if out is DEFER:
+            out = super().parse_line(line)
+            if self.layout is not self._pushed:
+                self._push()  # the line was a ``#Fields:`` header
+        return out
+
+    def parse_many(self, lines: list[str]) -> list[Outcome]:
+        # The core stops a run right after a ``#`` line, so a header is applied (by the
+        # reference, below) before the core parses the line after it.
+        core = self._core
+        reference = super().parse_line
+        result: list[Outcome] = []
+        start, end = 0, len(lines)
+        while start < end:
+            outs, deferred, stop = core.parse_many(lines, start)
+            if deferred:
+                for i, out in enumerate(outs):
+                    if out is DEFER:
+                        outs[i] = reference(lines[start + i])
+                if self.layout is not self._pushed:
+                    self._push()
+            if start == 0 and stop == end:
+                return outs  # type: ignore[no-any-return]
+            result.extend(outs)
+            start = stop
+        return result
+
+
+class NativeRealtimeDecoder(RealtimeDecoder):
+    """``RealtimeDecoder`` with the compiled hot loop; identical outcomes."""
+
+    def __init__(
+        self,
+        fields: Iterable[str] = DEFAULT_REALTIME_FIELDS,
+        ctx: DecodeContext | None = None,
+        *,
+        classifier: Classifier | None = None,
+    ) -> None:
+        super().__init__(fields, ctx, classifier=classifier)
+        self._core = _module().RealtimeCore(
+            DEFER,
+            positions=[self._pos.get(name, -1) for name in _READ],
+            n_fields=self._n,
+            has_stem=self._has_stem,
+            has_headers=self._has_headers,
+            kpl_magic=KPL_MAGIC,
+            **_builder_args(self._builder),
+        )
+
+    def decode(self, data: bytes) -> Outcome:
+        out = self._core.decode(data)
+        return super().decode(data) if out is DEFER else out
+
+    def decode_many(self, records: Iterable[bytes]) -> list[Outcome]:
+        records = records if isinstance(records, list) else list(records)
+        outs, deferred = self._core.decode_many(records)
+        if not deferred:
+            return outs  # type: ignore[no-any-return]
+        result: list[Outcome] = []
+        for data, out in zip(records, outs, strict=True):
+            if out is DEFER:
+                result.extend(self.decode_kinesis(data))  # KPL aggregates: several outcomes
+            else:
+                result.append(out)
+        return result
+
+    def decode_line(self, line: str, raw: bytes | None = None) -> Outcome:
+        out = self._core.decode_line(line)
+        return super().decode_line(line, raw) if out is DEFER else out
+
+    def decode_line_many(self, lines: list[str]) -> list[Outcome]:
+        outs, deferred = self._core.decode_line_many(lines)
+        if deferred:
+            reference = super().decode_line
+            for i, out in enumerate(outs):
+                if out is DEFER:
+                    outs[i] = reference(lines[i])
+        return outs  # type: ignore[no-any-return]
+
+
+def standard_parser(
+    ctx: DecodeContext | None = None, *, classifier: Classifier | None = None
+) -> StandardParser:
+    """The fastest available standard log parser (native when installed)."""
+    if AVAILABLE:
+        return NativeStandardParser(ctx, classifier=classifier)
+    return StandardParser(ctx, classifier=classifier)
+
+
+def realtime_decoder(
+    fields: Iterable[str] = DEFAULT_REALTIME_FIELDS,
+    ctx: DecodeContext | None = None,
+    *,
+    classifier: Classifier | None = None,
+) -> RealtimeDecoder:
+    """The fastest available real-time record decoder (native when installed)."""
+    if AVAILABLE:
+        return NativeRealtimeDecoder(fields, ctx, classifier=classifier)
+    return RealtimeDecoder(fields, ctx, classifier=classifier)
+
+
+def _ndjson_line(hit: Hit) -> bytes:
+    return orjson.dumps(hit.to_json_dict(), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _ndjson_python(hits: list[Hit]) -> bytes:
+    return b"".join(map(_ndjson_line, hits))
+
+
+# A hit the writer cannot render exactly (a float orjson writes with an exponent, a year
+# outside 1000-9999 …) is written by ``_ndjson_line``, so the bytes are always the reference's.
+_writer = _native.NdjsonWriter(new_hit, _ndjson_line) if _native is not None else None
+
+
+def ndjson(hits: list[Hit]) -> bytes:
+    """The NDJSON lines of ``opens parse`` (DESIGN §4) for many hits, as one ``bytes``."""
+    if _writer is not None:
+        return _writer.dumps(hits)  # type: ignore[no-any-return]
+    return _ndjson_python(hits)
