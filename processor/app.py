@@ -304,7 +304,23 @@ def create_app(settings: Settings) -> faust.App:
         from processor.analytics.endpoint_file import published
         from processor.analytics.query_server import ClientBackend, serve
 
-        client = await asyncio.to_thread(open_client)
+        attempt = 0
+        while True:
+            # A task that raises crashes the Faust app (and the process stays up, consuming
+            # nothing), so a ClickHouse that is down at start-up is waited for, not fatal.
+            try:
+                client = await asyncio.to_thread(open_client)
+                break
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, base=0.5, cap=30.0)
+                log.warning(
+                    "query endpoint: ClickHouse unreachable (attempt %d), retrying in %.1fs: %s",
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
         runner = await serve(
             ClientBackend(client, target.database), settings.query_host, settings.query_port
         )
