@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,18 @@ def wait_for_ids(client_of: Any, want: set[str], worker: WorkerProcess, timeout:
     pytest.fail(f"{len(want - seen)} of {len(want)} requests never reached ClickHouse")
 
 
+def lazy_client(host: str, port: int) -> Callable[[], Any]:
+    """A client made on first use: the database (or the endpoint) may not exist yet."""
+    made: list[Any] = []
+
+    def get() -> Any:
+        if not made:
+            made.append(clickhouse_connect.get_client(host=host, port=port, database="opens"))
+        return made[0]
+
+    return get
+
+
 def metric_sum(worker: WorkerProcess, prefix: str) -> float:
     return sum(v for k, v in worker.metrics().items() if k.startswith(prefix))
 
@@ -173,6 +185,35 @@ def test_clickhouse_unreachable_then_back(
     assert client.command("SELECT count() FROM hits FINAL") == len(reqs)
 
 
+def test_clickhouse_down_when_the_worker_starts(
+    stack: LocalStack,
+    chdb_server: ChdbServer,
+    worker_proc: list[WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    """No ClickHouse at start-up delays writes; it does not stop the worker."""
+    stream = unique("chlate")
+    kinesis = boto3.client("kinesis")
+    ensure_stream(kinesis, stream, shards=1)
+    env = worker_env(pipeline_env(stack, stream), tmp_path / "w")
+    env["OPENS_CLICKHOUSE_URL"] = chdb_server.url("opens")
+    worker = WorkerProcess(env, f"http://127.0.0.1:{env['OPENS_WEB_PORT']}", tmp_path / "w.log")
+    reqs = requests(500, seed=23)
+    put_collecting(kinesis, stream, reqs)
+    chdb_server.stop()
+    worker.start()
+    worker_proc.append(worker)
+    wait_metric(worker, "opens_sink_failures_total", 2, timeout=120)
+    assert worker.proc is not None
+    assert worker.proc.poll() is None, f"worker exited; see {worker.log_file}"
+    chdb_server.start()
+    chdb_server.wait_healthy(60)
+    client = lazy_client(chdb_server.host, chdb_server.port)
+    wait_for_ids(client, {r.request_id for r in reqs}, worker, timeout=180)
+    assert read_summary(client()) == expected_summary(reqs)
+    assert worker.stop() == 0, worker.log_file.read_text()[-3000:]
+
+
 def read_checkpoints(bootstrap: str, topic: str, partitions: int) -> dict[str, str]:
     async def nothing(shard: str, partition: int, value: dict[str, str]) -> None:
         raise AssertionError("read only")
@@ -228,20 +269,13 @@ def test_kafka_broker_restarted_mid_stream(
         assert private_kafka.stop()
     for shard, seq in put_collecting(kinesis, stream, reqs[1000:]).items():
         last_seq[shard] = seq if int(seq) > int(last_seq.get(shard, "0")) else last_seq[shard]
-    time.sleep(5)  # the broker stays down for a while; the worker must ride it out
+    time.sleep(3)  # the broker stays down a while longer; the worker must ride it out
     assert worker.proc is not None
     assert worker.proc.poll() is None, f"worker exited with Kafka down; see {worker.log_file}"
     private_kafka.start()  # same data directory and ports
     private_kafka.wait_healthy(90)
 
-    port = int(env["OPENS_QUERY_PORT"])
-    remote: dict[str, Any] = {}
-
-    def client() -> Any:
-        if "c" not in remote:
-            remote["c"] = clickhouse_connect.get_client(port=port, database="opens")
-        return remote["c"]
-
+    client = lazy_client("127.0.0.1", int(env["OPENS_QUERY_PORT"]))
     wait_for_ids(client, {r.request_id for r in reqs}, worker, timeout=240)
     got = read_summary(client())
     assert kinesis_total(worker) >= len(reqs)
