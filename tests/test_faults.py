@@ -147,11 +147,13 @@ def worker_proc() -> Iterator[list[WorkerProcess]]:
         w.stop()
 
 
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_clickhouse_unreachable_then_back(
     stack: LocalStack,
     chdb_server: ChdbServer,
     worker_proc: list[WorkerProcess],
     tmp_path: Path,
+    how: str,
 ) -> None:
     stream = unique("chdown")
     kinesis = boto3.client("kinesis")
@@ -165,7 +167,8 @@ def test_clickhouse_unreachable_then_back(
     worker_proc.append(worker)
     worker.wait_for("opens_sink_rows_total", 1, timeout=120)
 
-    chdb_server.stop()  # connection refused from now on
+    # Connection refused from now on; SIGKILL may also cut an insert in flight.
+    assert chdb_server.kill() if how == "sigkill" else chdb_server.stop()
     put_collecting(kinesis, stream, reqs[1000:])
     # The worker keeps reading Kinesis into Kafka while its sink fails and retries.
     wait_metric(worker, "opens_sink_failures_total", 3, timeout=90)
