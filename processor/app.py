@@ -8,19 +8,23 @@ downstream is idempotent instead (DESIGN §1).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust import streams as faust_streams
 from faust.web import Request, Response, View
 
 from processor.backoff import backoff_delay
 from processor.core.hit import Hit
 from processor.core.outcome import Failure
 from processor.core.realtime import RealtimeDecoder
+from processor.dedupe import FirstOpen, SubscriberState, admit
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
@@ -74,6 +78,17 @@ class ReaderControl:
             await asyncio.gather(task, return_exceptions=True)
 
 
+def as_current_event(event: Any) -> None:
+    """Make ``event`` this task's current event, which Faust's tables read to pick the partition
+    (RocksDB database and changelog partition) of a key.
+
+    Only the context variable is set, never ``stream.current_event``: ``take_events`` fills its
+    buffer from that attribute in another task, and changing it there pairs a message with the
+    wrong event, so one message is processed twice and another never.
+    """
+    faust_streams._current_event.set(weakref.ref(event))
+
+
 def broker_urls(brokers: str) -> list[str]:
     return [f"kafka://{b.strip()}" for b in brokers.split(",") if b.strip()]
 
@@ -111,12 +126,15 @@ def decode_records(
     return hits, bad
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, *, hits_partitions: int | None = None) -> faust.App:
+    """``hits_partitions``: the hits topic's partition count when the topic already exists
+    (the subscriber table must be co-partitioned with it; the setting only shapes new topics)."""
+    hits_n = hits_partitions or settings.topic_partitions
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_brokers),
         processing_guarantee="at_least_once",
-        store="memory://",
+        store=settings.table_store,
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
@@ -149,20 +167,61 @@ def create_app(settings: Settings) -> faust.App:
         n = app.consumer.topic_partitions(t.get_topic_name())
         return int(n) if n else settings.topic_partitions
 
-    def topic(name: str) -> Any:
+    def topic(name: str, partitions: int = settings.topic_partitions) -> Any:
         # internal=True makes Faust create the topic with our partition count at start-up;
         # Kafka 4 does not auto-create topics for consumers.
         return app.topic(
             name,
             key_type=str,
             value_serializer="json",
-            partitions=settings.topic_partitions,
+            partitions=partitions,
             internal=True,
         )
 
     raw_topic = topic(settings.topic_raw)
-    hits_topic = topic(settings.topic_hits)
+    hits_topic = topic(settings.topic_hits, hits_n)
     dead_topic = topic(f"{settings.topic_hits}-dead-letters")
+
+    async def until_done(what: str, step: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Retry a Kafka step with back-off until it succeeds.
+
+        An exception escaping an agent makes Faust restart it and move past the event, which
+        would lose it; retrying keeps the event unacknowledged (so uncommitted) until it is
+        handled. A partly done step repeats harmlessly: every consumer downstream dedupes.
+        """
+        attempt = 0
+        while True:
+            try:
+                await step()
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, base=0.5, cap=30.0)
+                pipe.metrics.kafka_errors.labels(what, type(exc).__name__).inc()
+                log.warning(
+                    "sending to %s failed (%r); retry %d in %.1fs", what, exc, attempt, delay
+                )
+                await asyncio.sleep(delay)
+            else:
+                return
+
+    async def send_hits(hits: list[Hit]) -> None:
+        for partition, group in hits_by_partition(hits, partitions_of(hits_topic)).items():
+            await hits_topic.send(value=hits_message(group), partition=partition)
+
+    async def dead_letter(stage: str, reason: str, **value: Any) -> None:
+        pipe.metrics.dead_letters.labels(stage, reason).inc()
+        body = {"stage": stage, "reason": reason, **value}
+
+        async def send() -> None:
+            await dead_topic.send(key=value.get("key"), value=body)
+
+        await until_done(dead_topic.get_topic_name(), send)
+
+    def read_hits(message: Any) -> list[Hit] | Exception:
+        try:
+            return hits_from_message(message)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return exc
 
     async def forward(shard: str, records: list[SourceRecord]) -> None:
         """Send to Kafka and wait for the broker's acks before the caller checkpoints."""
@@ -179,45 +238,90 @@ def create_app(settings: Settings) -> faust.App:
             records = [SourceRecord.from_wire(r) for r in message["records"]]
             hits, bad = decode_records(decoder, records, pipe.metrics)
             for rec, failure in bad:
-                await dead_topic.send(
+                await dead_letter(
+                    "decode",
+                    failure.reason,
                     key=rec.shard,
-                    value={
-                        "stage": "decode",
-                        "reason": failure.reason,
-                        "field": failure.field,
-                        "detail": failure.detail,
-                        "source": "realtime",
-                        "position": {"shard": rec.shard, "seq": rec.seq, "sub": rec.sub},
-                        "raw": SourceRecord.to_wire(rec)["data"],
-                    },
+                    field=failure.field,
+                    detail=failure.detail,
+                    source="realtime",
+                    position={"shard": rec.shard, "seq": rec.seq, "sub": rec.sub},
+                    raw=SourceRecord.to_wire(rec)["data"],
                 )
-            for partition, group in hits_by_partition(hits, partitions_of(hits_topic)).items():
-                await hits_topic.send(value=hits_message(group), partition=partition)
+            await until_done(settings.topic_hits, functools.partial(send_hits, hits))
+
+    first_opens_topic = app.topic(
+        settings.topic_first_opens,
+        key_type=str,
+        value_serializer="json",
+        partitions=settings.topic_partitions,
+        internal=True,
+        compacting=True,  # per key the latest value is the earliest open: keep only that
+    )
+    subscribers = app.Table(
+        "subscribers",
+        partitions=hits_n,
+        key_type=str,  # values are plain JSON objects (SubscriberState.to_json)
+        help="dedupe + first-open state per subscriber id (see processor.dedupe)",
+    )
 
     @app.agent(hits_topic)
     async def store(stream: Any) -> None:
+        """Dedupe → first opens → ClickHouse, a batch of hits messages at a time.
+
+        Order matters for exactness: the fresh hits are written to ClickHouse first, and only
+        after its ack is the subscriber state stored (and the first opens published). A crash in
+        between replays the batch against the old state, so stored state never claims a hit that
+        ClickHouse lacks, and the replayed writes are idempotent there (DESIGN §1).
+        """
         # Each message holds many hits: take a bounded number of messages per insert.
         messages = max(1, settings.sink_batch_size // 100)
-        async for batch in stream.take(messages, within=settings.sink_flush_seconds):
+        async for events in stream.take_events(messages, within=settings.sink_flush_seconds):
+            owner: dict[str, Any] = {}  # subscriber id → the event (partition) it came in
             hits: list[Hit] = []
-            for message in batch:
-                try:
-                    hits.extend(hits_from_message(message))
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            for event in events:
+                got = read_hits(event.value)
+                if isinstance(got, Exception):
                     # Not a hits batch we can read (another version, a stray producer): keep it
                     # as a dead letter instead of crashing the agent.
                     pipe.metrics.records.labels("kafka", "bad:hits_message").inc()
-                    log.warning("unreadable message on %s: %s", settings.topic_hits, exc)
-                    await dead_topic.send(
-                        value={
-                            "stage": "store",
-                            "reason": "hits_message",
-                            "detail": str(exc),
-                            "raw": json.dumps(message, default=str)[:100_000],
-                        },
+                    log.warning("unreadable message on %s: %s", settings.topic_hits, got)
+                    await dead_letter(
+                        "store",
+                        "hits_message",
+                        detail=str(got),
+                        raw=json.dumps(event.value, default=str)[:100_000],
                     )
-            # Awaited here, so offsets of these events are committed only after ClickHouse has them.
-            await sink.write(hits)
+                    continue
+                for h in got:
+                    owner.setdefault(h.sid or "", event)
+                hits.extend(got)
+
+            # Table reads and writes go through the event the key arrived in: it names the
+            # partition (RocksDB keeps one database per partition, the changelog follows it).
+            state_of: dict[str, SubscriberState] = {}
+            for sid, event in owner.items():
+                as_current_event(event)
+                state_of[sid] = SubscriberState.from_json(subscribers.get(sid))
+            out = admit(hits, state_of, settings.dedupe_horizon_hours)
+
+            # Awaited here: state, first opens and offsets move only after ClickHouse has the hits.
+            await sink.write(out.fresh)
+
+            for sid, state in out.states.items():
+                as_current_event(owner[sid])
+                subscribers[sid] = state.to_json()
+
+            async def publish(firsts: list[FirstOpen] = out.first_opens) -> None:
+                sent = [
+                    await first_opens_topic.send(key=json.dumps([f.cid, f.sid]), value=f.to_json())
+                    for f in firsts
+                ]
+                await asyncio.gather(*sent)  # acked before the offsets of these events commit
+
+            await until_done(settings.topic_first_opens, publish)
+            pipe.metrics.duplicates.inc(out.duplicates)
+            pipe.metrics.first_opens.inc(len(out.first_opens))
 
     # --- Kinesis shards: owned through Kafka's group assignment, checkpointed in Kafka ---
     shards_topic = app.topic(
@@ -266,6 +370,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_revoked.connect
     async def _stop_readers(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         pipe.consuming = False
+        pipe.metrics.owned_partitions.set(0)
         await readers.stop()
 
     @app.on_partitions_assigned.connect
@@ -285,6 +390,7 @@ def create_app(settings: Settings) -> faust.App:
             await checkpoints.refresh()
             pipe.source = new_source()
             pipe.consuming = True
+            pipe.metrics.owned_partitions.set(len(owned_partitions))
             log.info(
                 "owning Kafka partitions %s of %s", sorted(owned_partitions), settings.topic_shards
             )
@@ -294,8 +400,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def declare_send_only_topics() -> None:
-        # No agent reads the dead letters, so Faust would not create the topic by itself.
+        # No agent reads these, so Faust would not create the topics by itself.
         await dead_topic.maybe_declare()
+        await first_opens_topic.maybe_declare()
 
     @app.task
     async def query_endpoint() -> None:

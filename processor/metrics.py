@@ -2,7 +2,41 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class CheckpointAge(Collector):
+    """Seconds since each owned shard's checkpoint last moved, computed when scraped.
+
+    A reader that is stuck (Kafka refusing writes, a wedged shard) keeps an old checkpoint while
+    ``MillisBehindLatest`` may still look fine, so this is the gauge to alert on.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+
+    def checkpointed(self, shard: str) -> None:
+        self.last[shard] = time.monotonic()
+
+    def forget(self, shard: str) -> None:
+        self.last.pop(shard, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily(
+            "opens_kinesis_checkpoint_age_seconds",
+            "Seconds since the shard's position was last confirmed: checkpoint written, or "
+            "nothing new to read (owned shards only)",
+            labels=["shard"],
+        )
+        now = time.monotonic()
+        for shard, at in sorted(self.last.items()):
+            g.add_metric([shard], now - at)
+        yield g
 
 
 class Metrics:
@@ -29,10 +63,39 @@ class Metrics:
             ["shard"],
             registry=r,
         )
+        self.owned_partitions = Gauge(
+            "opens_owned_shard_partitions",
+            "Partitions of the shard-ownership topic this worker owns (0 while rebalancing)",
+            registry=r,
+        )
         self.kinesis_errors = Counter(
             "opens_kinesis_errors",
             "Kinesis calls that failed, by error code",
             ["code"],
+            registry=r,
+        )
+        self.checkpoint_age = CheckpointAge()
+        r.register(self.checkpoint_age)
+        self.duplicates = Counter(
+            "opens_duplicates_dropped",
+            "Hits dropped by the worker because their request id was already written",
+            registry=r,
+        )
+        self.first_opens = Counter(
+            "opens_first_opens",
+            "First opens per (campaign, subscriber) published (corrections included)",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "opens_dead_letters",
+            "Records sent to the dead-letter topic, by stage and reason",
+            ["stage", "reason"],
+            registry=r,
+        )
+        self.kafka_errors = Counter(
+            "opens_kafka_send_errors",
+            "Kafka sends that failed and were retried, by topic and error",
+            ["topic", "error"],
             registry=r,
         )
         self.sink_rows = Counter("opens_sink_rows", "Rows written to ClickHouse", registry=r)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     topic_raw: str = "opens-realtime-raw"
     topic_hits: str = "opens-hits"
     topic_shards: str = Field("opens-kinesis-shards", description="checkpoints + shard ownership")
+    topic_first_opens: str = Field(
+        "opens-first-opens", description="first open per (campaign, subscriber), for consumers"
+    )
     topic_partitions: int = Field(4, ge=1, le=1024)
     app_id: str = Field("cloudfront-opens", description="Faust app id = Kafka consumer group")
     kafka_session_timeout: float = Field(
@@ -83,11 +86,20 @@ class Settings(BaseSettings):
     kinesis_poll_interval: float = Field(1.0, gt=0, le=60)
     kinesis_refresh_seconds: float = Field(30.0, gt=0, description="shard list refresh period")
 
+    # --- worker state (Faust tables) ---
+    table_store: Literal["rocksdb://", "memory://"] = Field(
+        "rocksdb://", description="dedupe state: RocksDB on disk (production) or memory (tests)"
+    )
+    dedupe_horizon_hours: float = Field(
+        48.0, ge=48, le=24 * 90, description="event-time window in which a request id is recognised"
+    )
+
     # --- ClickHouse sink ---
     sink_batch_size: int = Field(5000, ge=1)
     sink_flush_seconds: float = Field(1.0, gt=0)
 
-    # --- worker web endpoints ---
+    # --- worker logs and web endpoints ---
+    log_format: Literal["text", "json"] = Field("text", description="json: one object per line")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
 

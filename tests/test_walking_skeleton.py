@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import clickhouse_connect
@@ -18,9 +19,35 @@ from processor.demo import ensure_stream, generate, record_for
 from processor.devstack.stack import LocalStack
 from processor.devstack.worker_process import WorkerProcess
 from processor.settings import load_settings
+from processor.topics import existing_partitions
 from tests.conftest import free_port, query_chdb_in_subprocess, unique
 
 pytestmark = pytest.mark.integration
+
+
+def consume_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    n = existing_partitions(bootstrap, topic)
+    assert n, f"topic {topic} does not exist"
+
+    async def run() -> list[dict[str, Any]]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(topic, p) for p in range(n)]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            end = await consumer.end_offsets(parts)
+            out: list[dict[str, Any]] = []
+            while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
+                batch = await consumer.getmany(timeout_ms=1000)
+                out += [json.loads(m.value) for msgs in batch.values() for m in msgs]
+            return out
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
 
 
 def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> None:
@@ -34,6 +61,7 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         "OPENS_APP_ID": unique("app"),
         "OPENS_TOPIC_RAW": unique("raw"),
         "OPENS_TOPIC_HITS": unique("hits"),
+        "OPENS_TOPIC_FIRST_OPENS": unique("first"),
         "OPENS_SINK_FLUSH_SECONDS": "0.2",
         "OPENS_QUERY_PORT": str(free_port()),
     }
@@ -77,9 +105,12 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
     worker = WorkerProcess(env, settings.web_url, tmp_path / "worker.log")
     worker.start()
     try:
-        worker.wait_for("opens_sink_rows_total", 35, timeout=120)
+        worker.wait_for('opens_records_total{outcome="hit",source="realtime"}', 35, timeout=120)
+        worker.wait_for("opens_duplicates_dropped_total", 5, timeout=60)
+        worker.wait_for("opens_sink_rows_total", 30, timeout=60)
         m = worker.metrics()
-        assert m['opens_records_total{outcome="hit",source="realtime"}'] == 35
+        assert m["opens_sink_rows_total"] == 30  # the 5 redeliveries never reached ClickHouse
+        assert m["opens_duplicates_dropped_total"] == 5
         assert m['opens_records_total{outcome="bad:field_count",source="realtime"}'] == 1
         assert m['opens_records_total{outcome="not_pixel",source="realtime"}'] == 1
         assert m['opens_records_total{outcome="bad:hits_message",source="kafka"}'] == 1
@@ -114,6 +145,17 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
             remote.command("DROP TABLE hits")
     finally:
         assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+    # The first-opens topic: keeping the earliest event per (campaign, subscriber) gives the truth.
+    earliest: dict[tuple[str, str], int] = {}
+    for r in requests:
+        key = (r.cid, r.sid)
+        earliest[key] = min(earliest.get(key, round(r.ts * 1000)), round(r.ts * 1000))
+    got_first: dict[tuple[str, str], int] = {}
+    for value in consume_all(stack.kafka.bootstrap, env["OPENS_TOPIC_FIRST_OPENS"]):
+        key = (value["cid"], value["sid"])
+        got_first[key] = min(got_first.get(key, value["ts_ms"]), value["ts_ms"])
+    assert got_first == earliest
 
     rows = query_chdb_in_subprocess(
         tmp_path / "clickhouse",

@@ -69,8 +69,10 @@ def ids_in(chdb_dir: Path) -> list[str]:
     script = (
         "import json,sys,clickhouse_connect\n"
         "c=clickhouse_connect.get_client(dsn='chdb://'+sys.argv[1])\n"
-        "q=c.query('SELECT request_id FROM opens.hits')\n"
-        "print(json.dumps([r[0] for r in q.result_rows]))\n"
+        # A worker killed before its first write never made the schema: it holds no hits.
+        "ok=int(c.command('EXISTS TABLE opens.hits'))\n"
+        "q=c.query('SELECT request_id FROM opens.hits') if ok else None\n"
+        "print(json.dumps([r[0] for r in q.result_rows] if q else []))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(chdb_dir)],
@@ -92,8 +94,8 @@ def merged_summary(dirs: list[Path], tmp: Path) -> dict[str, tuple[int, int]]:
         "rows=[]\n"
         "for d in sys.argv[2:]:\n"
         "    c=clickhouse_connect.get_client(dsn='chdb://'+d)\n"
-        "    q=c.query('SELECT ' + ','.join(cols) + ' FROM opens.hits')\n"
-        "    rows+=q.result_rows\n"
+        "    if int(c.command('EXISTS TABLE opens.hits')):\n"
+        "        rows+=c.query('SELECT ' + ','.join(cols) + ' FROM opens.hits').result_rows\n"
         "    c.close()\n"
         "m=clickhouse_connect.get_client(dsn='chdb://'+sys.argv[1])\n"
         "apply_migrations(m,'opens')\n"
@@ -154,9 +156,15 @@ def test_two_workers_split_shards_and_survive_kill_9(stack: LocalStack, tmp_path
     a, b = workers
     fields = load_settings().realtime_fields  # the default selection
     try:
-        for w in workers:
-            w.wait_for("opens_sink_rows_total", 0, timeout=60)  # web up
-        time.sleep(12)  # both in the group, rebalance settled
+        # Both in the group and the rebalance settled: every ownership partition has a reader.
+        deadline = time.monotonic() + 90
+        owned = [0.0, 0.0]
+        while time.monotonic() < deadline:
+            owned = [w.metrics().get("opens_owned_shard_partitions", 0.0) for w in workers]
+            if all(owned) and sum(owned) == 4:
+                break
+            time.sleep(0.5)
+        assert all(owned) and sum(owned) == 4, f"partitions owned by a, b: {owned}"
         first = requests(300, seed=1)
         put(kinesis, stream, first, fields)
         deadline = time.monotonic() + 90

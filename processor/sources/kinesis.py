@@ -179,11 +179,14 @@ class KinesisSource:
                 # Only now, with Kafka's ack in hand, may the checkpoint move.
                 await self.checkpoints.put(shard, records[-1]["SequenceNumber"])
                 self.metrics.kinesis_records.labels(shard).inc(len(batch))
+            # Position confirmed: checkpoint written, or nothing new past it.
+            self.metrics.checkpoint_age.checkpointed(shard)
             iterator = resp.get("NextShardIterator")
             if iterator is None:
                 break
             await asyncio.sleep(MIN_POLL_SECONDS if records and lag else self.poll_interval)
         await self.checkpoints.put(shard, SHARD_END)
+        self.metrics.checkpoint_age.forget(shard)
         log.info("shard %s is closed and fully read", shard)
         self._wake.set()  # its children may start now
 
@@ -230,6 +233,8 @@ class KinesisSource:
             await self.stop_readers()
 
     async def stop_readers(self) -> None:
+        for sid in self._tasks:
+            self.metrics.checkpoint_age.forget(sid)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
