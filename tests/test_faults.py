@@ -226,24 +226,30 @@ def read_checkpoints(bootstrap: str, topic: str, partitions: int) -> dict[str, s
     return dict(store.values)
 
 
-@pytest.fixture
-def private_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A broker of this test's own: restarting it cannot disturb other tests' shared stack."""
+@pytest.fixture(scope="module")
+def _module_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     settings = load_settings()
     broker = KafkaBroker(
-        home=tmp_path / "kafka",
+        home=tmp_path_factory.mktemp("kafka"),
         cache_dir=REPO / ".cache",
         version=settings.kafka_version,
         host="127.0.0.1",
         port=free_port(),
         controller_port=free_port(),
     )
-    broker.start()
     try:
-        broker.wait_healthy(90)
         yield broker
     finally:
-        broker.stop()
+        broker.stop()  # by PID, whatever state a failed test left it in
+
+
+@pytest.fixture
+def private_kafka(_module_kafka: KafkaBroker) -> KafkaBroker:
+    """A broker of this module's own: restarting it cannot disturb the shared stack. Started
+    (again) for each test, in case an earlier one failed while it was down."""
+    _module_kafka.start()
+    _module_kafka.wait_healthy(90)
+    return _module_kafka
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
