@@ -54,7 +54,7 @@ def put_collecting(kinesis: Any, stream: str, reqs: list[Request]) -> dict[str, 
     return last
 
 
-def expected_summary(reqs: list[Request]) -> dict[str, tuple[int, int, int, int, int]]:
+def expected_summary(reqs: list[Request]) -> dict[str, tuple[int, ...]]:
     """campaign → (opens, unique_opens, invalid_hits, first_open_at ms, last_open_at ms)."""
     by_cid: dict[str, list[Request]] = {}
     for r in reqs:
@@ -78,7 +78,7 @@ SUMMARY_SQL = (
 )
 
 
-def read_summary(client: Any) -> dict[str, tuple[int, int, int, int, int]]:
+def read_summary(client: Any) -> dict[str, tuple[int, ...]]:
     return {r[0]: tuple(int(v) for v in r[1:]) for r in client.query(SUMMARY_SQL).result_rows}
 
 
