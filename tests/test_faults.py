@@ -59,7 +59,7 @@ def expected_summary(reqs: list[Request]) -> dict[str, tuple[int, ...]]:
     by_cid: dict[str, list[Request]] = {}
     for r in reqs:
         by_cid.setdefault(r.cid, []).append(r)
-    out = {}
+    out: dict[str, tuple[int, ...]] = {}
     for cid, rs in by_cid.items():
         ms = [round(r.ts * 1000) for r in rs]
         out[cid] = (
