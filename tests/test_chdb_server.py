@@ -13,7 +13,13 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from processor.devstack.chdb_server import ChdbServer, split_insert
+from processor.devstack.chdb_server import (
+    ChdbServer,
+    ClickHouseHTTPError,
+    decompress,
+    engine_settings,
+    split_insert,
+)
 from processor.metrics import Metrics
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
@@ -53,6 +59,29 @@ def test_split_insert_separates_statement_and_data() -> None:
     )
     assert split_insert(b"INSERT INTO t VALUES (1)") is None
     assert split_insert(b"SELECT 1 FORMAT Native") is None
+
+
+def test_request_bodies_and_settings() -> None:
+    import gzip
+
+    import lz4.frame
+
+    body = b"INSERT INTO t FORMAT Native\n" + bytes(range(256)) * 100
+    assert decompress(lz4.frame.compress(body), "lz4") == body
+    assert decompress(gzip.compress(body), "gzip") == body
+    assert decompress(body, None) == body
+    with pytest.raises(ClickHouseHTTPError) as err:
+        decompress(body, "lz4")  # not lz4 at all
+    assert (err.value.code, err.value.status) == (48, 501)
+    query = {
+        "query": "SELECT 1",
+        "session_id": "s",
+        "param_x": "1",
+        "max_threads": "2",
+        "no_such_setting": "1",
+        "readonly": "1",
+    }
+    assert engine_settings(query, frozenset({"max_threads", "readonly"})) == {"max_threads": "2"}
 
 
 def test_speaks_clickhouse_http(server: ChdbServer) -> None:
