@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -301,3 +302,49 @@ def test_kafka_broker_restarted_mid_stream(
     assert worker.stop() == 0, worker.log_file.read_text()[-3000:]
     assert got == expected_summary(reqs)
     assert checkpoints == last_seq
+
+
+def test_kafka_down_when_the_worker_starts(
+    stack: LocalStack,
+    private_kafka: KafkaBroker,
+    worker_proc: list[WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    stream = unique("kafkalate")
+    kinesis = boto3.client("kinesis")
+    ensure_stream(kinesis, stream, shards=1)
+    env = worker_env(pipeline_env(stack, stream), tmp_path / "w")
+    env["OPENS_KAFKA_BROKERS"] = private_kafka.bootstrap
+    worker = WorkerProcess(env, f"http://127.0.0.1:{env['OPENS_WEB_PORT']}", tmp_path / "w.log")
+    reqs = requests(300, seed=37)
+    put_collecting(kinesis, stream, reqs)
+    assert private_kafka.stop()
+    worker.start()
+    worker_proc.append(worker)
+    time.sleep(8)  # the worker starts with no broker to talk to
+    assert worker.proc is not None
+    assert worker.proc.poll() is None, f"worker exited with Kafka down; see {worker.log_file}"
+    private_kafka.start()
+    private_kafka.wait_healthy(90)
+    client = lazy_client("127.0.0.1", int(env["OPENS_QUERY_PORT"]))
+    wait_for_ids(client, {r.request_id for r in reqs}, worker, timeout=180)
+    assert read_summary(client()) == expected_summary(reqs)
+    assert worker.stop() == 0, worker.log_file.read_text()[-3000:]
+
+
+def test_worker_waiting_for_kafka_stops_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while no broker has answered yet: a clean exit, not a kill by signal."""
+    nobody = f"127.0.0.1:{free_port()}"  # no broker listens here
+    env = worker_env({**os.environ, "OPENS_KAFKA_BROKERS": nobody}, tmp_path)
+    worker = WorkerProcess(env, f"http://127.0.0.1:{env['OPENS_WEB_PORT']}", tmp_path / "w.log")
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "does not answer" not in worker.log_file.read_text() and time.monotonic() < deadline:
+            assert worker.proc is not None
+            assert worker.proc.poll() is None, worker.log_file.read_text()[-2000:]
+            time.sleep(0.2)
+        assert "does not answer" in worker.log_file.read_text()
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_file.read_text()[-2000:]
