@@ -348,3 +348,21 @@ def test_worker_waiting_for_kafka_stops_cleanly(tmp_path: Path) -> None:
     finally:
         code = worker.stop()
     assert code == 0, worker.log_file.read_text()[-2000:]
+
+
+def test_worker_gives_up_on_kafka_with_one_line(tmp_path: Path) -> None:
+    """A broker that stays away: a one-line reason and a non-zero exit (DESIGN §4)."""
+    nobody = f"127.0.0.1:{free_port()}"
+    env = worker_env({**os.environ, "OPENS_KAFKA_BROKERS": nobody}, tmp_path)
+    env["OPENS_KAFKA_START_WAIT"] = "2"
+    worker = WorkerProcess(env, f"http://127.0.0.1:{env['OPENS_WEB_PORT']}", tmp_path / "w.log")
+    worker.start()
+    assert worker.proc is not None
+    try:
+        code = worker.proc.wait(120)
+    finally:
+        worker.stop()
+    out = worker.log_file.read_text()
+    assert code != 0, out[-2000:]
+    assert f"Kafka at {nobody} did not answer within 2s" in out
+    assert "Traceback" not in out
