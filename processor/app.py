@@ -141,6 +141,9 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
+        # A topic created at start-up can be missing from the metadata of the first join; the
+        # group is reassigned when a refresh shows it, so refresh in seconds, not 5 minutes.
+        consumer_metadata_max_age_ms=10_000,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
