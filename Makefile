@@ -51,7 +51,7 @@ unit: install ## Unit tests only (no services)
 	$(BIN)/pytest -m unit
 
 .PHONY: demo
-demo: install ## The pipeline end to end on the local stack, printing what landed
+demo: install ## The pipeline end to end on the local stack: traffic through a local edge, report checked against the truth
 	$(BIN)/opens demo
 
 .PHONY: bench

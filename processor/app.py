@@ -31,8 +31,13 @@ from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
 from processor.sinks.clickhouse.sink import ClickHouseSink
 from processor.sources.checkpoints import KafkaCheckpoints, shard_partition
-from processor.sources.kinesis import KinesisSource, SourceRecord
-from processor.wire import hits_by_partition, hits_from_message, hits_message
+from processor.sources.kinesis import KinesisSource, SourceRecord, kinesis_client
+from processor.wire import (
+    first_opens_message,
+    hits_by_partition,
+    hits_from_message,
+    hits_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +121,7 @@ def decode_records(
             if out.is_hit:
                 hits.append(out)
                 metrics.records.labels("realtime", "hit").inc()
+                metrics.signatures.labels("realtime", out.signature).inc()
             else:  # the pixel, but not countable: POST, 404, no sid/cid …
                 metrics.records.labels("realtime", "not_hit").inc()
         elif isinstance(out, Failure):
@@ -259,7 +265,6 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         value_serializer="json",
         partitions=settings.topic_partitions,
         internal=True,
-        compacting=True,  # per key the latest value is the earliest open: keep only that
     )
     subscribers = app.Table(
         "subscribers",
@@ -315,10 +320,17 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
                 as_current_event(owner[sid])
                 subscribers[sid] = state.to_json()
 
-            async def publish(firsts: list[FirstOpen] = out.first_opens) -> None:
+            # One message per subscriber partition (like the hits topic): a keyed message per
+            # first open cost more than everything else in the agent put together.
+            n = partitions_of(first_opens_topic)
+            groups: dict[int, list[FirstOpen]] = {}
+            for f in out.first_opens:
+                groups.setdefault(owner[f.sid].message.partition % n, []).append(f)
+
+            async def publish(groups: dict[int, list[FirstOpen]] = groups) -> None:
                 sent = [
-                    await first_opens_topic.send(key=json.dumps([f.cid, f.sid]), value=f.to_json())
-                    for f in firsts
+                    await first_opens_topic.send(value=first_opens_message(g), partition=p)
+                    for p, g in groups.items()
                 ]
                 await asyncio.gather(*sent)  # acked before the offsets of these events commit
 
@@ -349,10 +361,8 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         return shard_partition(shard, checkpoints.partitions) in owned_partitions
 
     def new_source() -> KinesisSource:
-        import boto3
-
         return KinesisSource(
-            boto3.client("kinesis"),
+            kinesis_client(),
             settings.kinesis_stream,
             forward,
             pipe.metrics,

@@ -63,6 +63,12 @@ class Metrics:
             ["shard"],
             registry=r,
         )
+        self.signatures = Counter(
+            "opens_hit_signatures",
+            "Decoded hits by pixel signature (invalid = forged or altered, never an open)",
+            ["source", "signature"],
+            registry=r,
+        )
         self.owned_partitions = Gauge(
             "opens_owned_shard_partitions",
             "Partitions of the shard-ownership topic this worker owns (0 while rebalancing)",

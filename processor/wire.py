@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from processor.core.hit import HIT_FIELDS, Hit, new_hit
+from processor.dedupe import FirstOpen
 
 WIRE_VERSION = 1
 
@@ -48,3 +49,13 @@ def hits_from_message(message: dict[str, Any]) -> list[Hit]:
         msg = f"unknown hits message version {message.get('v')!r}"
         raise ValueError(msg)
     return [new_hit(*row) for row in message["hits"]]
+
+
+def first_opens_message(firsts: Iterable[FirstOpen]) -> dict[str, Any]:
+    """The first-opens topic: one message per subscriber partition and batch.
+
+    ``{"v": 1, "first_opens": [{"cid", "sid", "ts_ms", "request_id", "machine", "client"}, …]}``.
+    A (campaign, subscriber) appears again only with an earlier ``ts_ms`` (a late standard log),
+    and at-least-once delivery may repeat one, so consumers keep the minimum ``ts_ms`` per key.
+    """
+    return {"v": WIRE_VERSION, "first_opens": [f.to_json() for f in firsts]}

@@ -46,6 +46,7 @@ def opens(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ("infra", "destroy"),
         ("infra", "status"),
         ("backfill",),
+        ("edge",),
     ],
 )
 def test_every_command_has_help(args: tuple[str, ...]) -> None:

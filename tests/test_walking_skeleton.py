@@ -63,6 +63,7 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         "OPENS_TOPIC_HITS": unique("hits"),
         "OPENS_TOPIC_FIRST_OPENS": unique("first"),
         "OPENS_SINK_FLUSH_SECONDS": "0.2",
+        "OPENS_PIXEL_SECRETS": "skeleton-secret",
         "OPENS_QUERY_PORT": str(free_port()),
     }
     settings = load_settings(
@@ -76,6 +77,13 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
     records = [record_for(r, settings.realtime_fields, rnd) for r in requests]
     records += records[:5]  # redelivered records: the same requests again
     records.append(b"not a cloudfront record\n")
+    # A forged pixel: a signature that no configured secret made. Kept, never an open.
+    forged = generate(1, seed=11)[0]
+    records.append(
+        record_for(forged, settings.realtime_fields, rnd).replace(
+            b"cat=news", b"cat=news&sig=AAAAAAAAAAAAAAAAAAAAAA"
+        )
+    )
     favicon = generate(1, seed=9)[0]
     records.append(
         record_for(
@@ -105,16 +113,22 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
     worker = WorkerProcess(env, settings.web_url, tmp_path / "worker.log")
     worker.start()
     try:
-        worker.wait_for('opens_records_total{outcome="hit",source="realtime"}', 35, timeout=120)
+        worker.wait_for('opens_records_total{outcome="hit",source="realtime"}', 36, timeout=120)
         worker.wait_for("opens_duplicates_dropped_total", 5, timeout=60)
-        worker.wait_for("opens_sink_rows_total", 30, timeout=60)
+        worker.wait_for("opens_sink_rows_total", 31, timeout=60)
         m = worker.metrics()
-        assert m["opens_sink_rows_total"] == 30  # the 5 redeliveries never reached ClickHouse
+        assert m["opens_sink_rows_total"] == 31  # the 5 redeliveries never reached ClickHouse
+        assert m['opens_hit_signatures_total{signature="invalid",source="realtime"}'] == 1
+        assert m['opens_hit_signatures_total{signature="missing",source="realtime"}'] == 35
+        assert {k for k in m if k.startswith("opens_kinesis_checkpoint_age_seconds")} == {
+            f'opens_kinesis_checkpoint_age_seconds{{shard="shardId-00000000000{i}"}}'
+            for i in (0, 1)
+        }
         assert m["opens_duplicates_dropped_total"] == 5
         assert m['opens_records_total{outcome="bad:field_count",source="realtime"}'] == 1
         assert m['opens_records_total{outcome="not_pixel",source="realtime"}'] == 1
         assert m['opens_records_total{outcome="bad:hits_message",source="kafka"}'] == 1
-        assert sum(v for k, v in m.items() if k.startswith("opens_kinesis_records_total")) == 37
+        assert sum(v for k, v in m.items() if k.startswith("opens_kinesis_records_total")) == 38
 
         # While the worker owns the embedded ClickHouse, analysts still read live numbers:
         # `opens report` finds the worker's endpoint, and so does a plain clickhouse-connect.
@@ -132,6 +146,9 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         report = {row["campaign"]: row for row in json.loads(out.stdout)}
         assert {c: row["unique_opens"] for c, row in report.items()} == {
             c: len(s) for c, s in expected.items()
+        }
+        assert {c: row["invalid_hits"] for c, row in report.items() if row["invalid_hits"]} == {
+            forged.cid: 1
         }
         assert {c: row["opens"] for c, row in report.items()} == {
             c: sum(1 for r in requests if r.cid == c) for c in expected
@@ -152,9 +169,11 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         key = (r.cid, r.sid)
         earliest[key] = min(earliest.get(key, round(r.ts * 1000)), round(r.ts * 1000))
     got_first: dict[tuple[str, str], int] = {}
-    for value in consume_all(stack.kafka.bootstrap, env["OPENS_TOPIC_FIRST_OPENS"]):
-        key = (value["cid"], value["sid"])
-        got_first[key] = min(got_first.get(key, value["ts_ms"]), value["ts_ms"])
+    for message in consume_all(stack.kafka.bootstrap, env["OPENS_TOPIC_FIRST_OPENS"]):
+        assert message["v"] == 1
+        for value in message["first_opens"]:
+            key = (value["cid"], value["sid"])
+            got_first[key] = min(got_first.get(key, value["ts_ms"]), value["ts_ms"])
     assert got_first == earliest
 
     rows = query_chdb_in_subprocess(
@@ -162,6 +181,6 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         "SELECT request_id, cid, sid, toUnixTimestamp64Milli(ts) FROM opens.hits FINAL",
     )
     got = {(r[0], r[1], r[2], int(r[3])) for r in rows}
-    truth = {(r.request_id, r.cid, r.sid, round(r.ts * 1000)) for r in requests}
+    truth = {(r.request_id, r.cid, r.sid, round(r.ts * 1000)) for r in [*requests, forged]}
     assert len(rows) == len(truth)
     assert got == truth

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from processor.cli import backfill_cmds, clickhouse_cmds, decode_cmds
+from processor.cli import backfill_cmds, clickhouse_cmds, decode_cmds, edge_cmd
 from processor.cli.context import settings_from
 from processor.cli.infra_cmds import infra_app
-from processor.cli.output import err_console
+from processor.cli.output import err_console, is_terminal
 from processor.cli.stack_cmds import stack_app
 from processor.errors import OpensError
 
@@ -26,6 +26,7 @@ app.add_typer(stack_app, name="stack")
 clickhouse_cmds.register(app)
 decode_cmds.register(app)
 backfill_cmds.register(app)
+edge_cmd.register(app)
 app.add_typer(infra_app, name="infra")
 
 
@@ -55,11 +56,31 @@ def demo(
         bool,
         typer.Option(help="leave the stack up afterwards (default: stop what the demo started)"),
     ] = False,
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve/--no-serve",
+            help="keep the worker and its dashboard up until Ctrl-C (default: on a terminal)",
+        ),
+    ] = None,
+    subscribers: Annotated[int, typer.Option(min=10, help="simulated recipients")] = 400,
+    seed: Annotated[int, typer.Option(help="seed of the generated traffic")] = 2026,
+    drop_realtime: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of real-time records the edge loses")
+    ] = 0.1,
 ) -> None:
-    """The whole pipeline on the local stack with generated traffic, ending with what landed."""
-    from processor.demo import run_demo
+    """The whole pipeline on the local stack: generated traffic through a local edge, backfill,
+    and a report checked against the traffic's truth (exit 1 if any number differs)."""
+    from processor.demo.run import DemoOptions, run_demo
 
-    run_demo(settings_from(ctx), keep_running=keep_running)
+    options = DemoOptions(
+        seed=seed,
+        subscribers=subscribers,
+        drop_realtime=drop_realtime,
+        serve=is_terminal() if serve is None else serve,
+        keep_running=keep_running,
+    )
+    run_demo(settings_from(ctx), options)
 
 
 def run() -> None:

@@ -186,7 +186,15 @@ class KafkaBroker:
         if not (data / "meta.properties").exists():
             shutil.rmtree(data, ignore_errors=True)
             fmt = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
+                # `--cluster-id=`: a random id may start with "-" and read as an option.
+                [
+                    *jvm,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={_cluster_id()}",
+                    "-c",
+                    str(props),
+                ],
                 capture_output=True,
                 text=True,
                 check=False,

@@ -32,6 +32,23 @@ THROTTLED = {"ProvisionedThroughputExceededException", "LimitExceededException"}
 MIN_POLL_SECONDS = 0.2  # 5 GetRecords/s per shard is the service limit
 
 
+def kinesis_client() -> Any:
+    """A boto3 Kinesis client that leaves response timestamps as sent.
+
+    botocore turns every record's ``ApproximateArrivalTimestamp`` into a ``datetime`` through
+    dateutil, which was a tenth of the worker's CPU in ``scripts/bench_worker``; the source never
+    reads it. ``set_parser_defaults`` is botocore's documented hook for exactly this.
+    """
+    import boto3
+    import botocore.session
+
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=lambda value: value
+    )
+    return boto3.Session(botocore_session=session).client("kinesis")
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """One user record from Kinesis, with its position (KPL sub-records share ``seq``)."""

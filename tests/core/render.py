@@ -1,5 +1,8 @@
 """Render one request the way CloudFront / S3 would log it (test helper, not a decoder).
 
+The CloudFront formats are rendered by ``processor.edge.render`` (what ``opens edge`` writes);
+this module adapts the tests' ``Req`` to it and renders S3 access log lines.
+
 Encoding rules follow reference/log-formats.md: the client percent-encodes query values; the
 logs escape every ``%`` once more (``%`` → ``%25``) in query strings; the real-time user agent is
 URL-encoded once; old standard logs encode it twice; S3 writes the request URI as sent and the
@@ -12,10 +15,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from processor.core.fields import STANDARD_FIELDS, canonical_order
 from processor.core.pixel import sign
-
-_UA_SAFE = "/;(),:+=!*'~@&$[]"
+from processor.edge import render
+from processor.edge.logged import LoggedRequest
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,30 @@ class Req:
             q += f"&sig={sign(self.secret, self.sid, self.cid, self.cat)}"
         return q
 
+    def logged(self) -> LoggedRequest:
+        """The same request as the edge logs it."""
+        return LoggedRequest(
+            request_id=self.request_id,
+            ts_ms=self.ts_ms,
+            method=self.method,
+            path=self.path,
+            query=self.client_query(),
+            status=self.status,
+            ip=self.ip,
+            user_agent=self.user_agent,
+            referer=self.referer,
+            edge=self.edge,
+            country=self.country,
+            asn="3320",
+            sc_bytes=self.nbytes,
+            cs_bytes=312,
+            time_taken=self.time_taken,
+        )
+
 
 def logged_query(req: Req) -> str:
     """CloudFront escapes ``%`` once more in logged queries."""
-    return req.client_query().replace("%", "%25")
+    return render.logged_query(req.logged())
 
 
 def _dash(value: str) -> str:
@@ -61,72 +83,15 @@ def _dash(value: str) -> str:
 
 
 def realtime_record(req: Req, fields: tuple[str, ...], *, newline: bool = True) -> bytes:
-    q = logged_query(req)
-    values = {
-        "timestamp": f"{req.ts_ms // 1000}.{req.ts_ms % 1000:03d}",
-        "c-ip": _dash(req.ip),
-        "s-ip": "65.8.177.136",
-        "time-to-first-byte": f"{req.time_taken:.3f}",
-        "sc-status": f"{req.status:03d}",
-        "sc-bytes": str(req.nbytes),
-        "cs-method": req.method,
-        "cs-protocol": "https",
-        "cs-host": "px.example.com",
-        "cs-uri-stem": f"{req.path}?{q}",
-        "cs-bytes": "312",
-        "x-edge-location": req.edge,
-        "x-edge-request-id": req.request_id,
-        "x-host-header": "d111111abcdef8.cloudfront.net",
-        "time-taken": f"{req.time_taken:.3f}",
-        "cs-protocol-version": "HTTP/2.0",
-        "c-ip-version": "IPv6" if ":" in req.ip else "IPv4",
-        "cs-user-agent": _dash(quote(req.user_agent, safe=_UA_SAFE)),
-        "cs-referer": _dash(req.referer),
-        "cs-uri-query": q,
-        "c-country": _dash(req.country),
-        "asn": "3320",
-        "cs-headers": "Host:px.example.com%0AUser-Agent:"
-        + quote(req.user_agent, safe=_UA_SAFE)
-        + "%0A",
-        "cs-header-names": "Host%0AUser-Agent%0A",
-        "cs-headers-count": "2",
-    }
-    line = "\t".join(values.get(name, "-") for name in canonical_order(fields))
-    return (line + ("\n" if newline else "")).encode()
+    return render.realtime_record(req.logged(), fields, newline=newline)
 
 
 def standard_line(req: Req, *, n_fields: int = 33, double_ua: bool = False, sep: str = "\t") -> str:
     """A legacy standard log line in the first ``n_fields`` columns of today's layout."""
-    t = time.gmtime(req.ts_ms // 1000)
-    ua = quote(req.user_agent, safe=_UA_SAFE)
-    if double_ua:
-        ua = quote(ua, safe=_UA_SAFE)
-    values = {
-        "date": time.strftime("%Y-%m-%d", t),
-        "time": time.strftime("%H:%M:%S", t),
-        "x-edge-location": req.edge,
-        "sc-bytes": str(req.nbytes),
-        "c-ip": _dash(req.ip),
-        "cs-method": req.method,
-        "cs(Host)": "d111111abcdef8.cloudfront.net",
-        "cs-uri-stem": req.path,
-        "sc-status": f"{req.status:03d}",
-        "cs(Referer)": _dash(req.referer),
-        "cs(User-Agent)": _dash(ua),
-        "cs-uri-query": logged_query(req),
-        "x-edge-request-id": req.request_id,
-        "x-host-header": "px.example.com",
-        "cs-protocol": "https",
-        "time-taken": f"{req.time_taken:.3f}",
-        "x-edge-result-type": "Hit",
-        "sc-content-type": "image/gif",
-        "sc-content-len": "43",
-    }
-    return sep.join(values.get(name, "-") for name in STANDARD_FIELDS[:n_fields])
+    return render.standard_line(req.logged(), n_fields=n_fields, double_ua=double_ua, sep=sep)
 
 
-def standard_header(n_fields: int = 33) -> str:
-    return "#Version: 1.0\n#Fields: " + " ".join(STANDARD_FIELDS[:n_fields]) + "\n"
+standard_header = render.standard_header
 
 
 def s3_line(req: Req, *, n_fields: int = 26) -> str:
