@@ -148,6 +148,9 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
+        # A topic created at start-up can be missing from the metadata of the first join; the
+        # group is reassigned when a refresh shows it, so refresh in seconds, not 5 minutes.
+        consumer_metadata_max_age_ms=10_000,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -422,7 +425,23 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         from processor.analytics.endpoint_file import published
         from processor.analytics.query_server import ClientBackend, serve
 
-        client = await asyncio.to_thread(open_client)
+        attempt = 0
+        while True:
+            # A task that raises crashes the Faust app (and the process stays up, consuming
+            # nothing), so a ClickHouse that is down at start-up is waited for, not fatal.
+            try:
+                client = await asyncio.to_thread(open_client)
+                break
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, base=0.5, cap=30.0)
+                log.warning(
+                    "query endpoint: ClickHouse unreachable (attempt %d), retrying in %.1fs: %s",
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
         runner = await serve(
             ClientBackend(client, target.database), settings.query_host, settings.query_port
         )

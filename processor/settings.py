@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     kafka_session_timeout: float = Field(
         30.0, ge=6, le=300, description="seconds before a silent worker's shards move elsewhere"
     )
+    kafka_start_wait: float = Field(
+        120.0, ge=0, description="seconds the worker waits at start for a broker to answer"
+    )
 
     # --- Kinesis source ---
     kinesis_start: KinesisStart = "TRIM_HORIZON"

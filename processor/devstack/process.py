@@ -120,6 +120,20 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL at once (the crash case: no shutdown hook runs). Returns whether a process
+        was killed."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal(pid, signal.SIGKILL)
+        while self.pid() is not None:
+            _reap(pid)
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
 
 def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
