@@ -189,7 +189,7 @@ class Engine:
         import chdb
 
         path.mkdir(parents=True, exist_ok=True)
-        self.conn = chdb.connect(str(path))  # type: ignore[no-untyped-call]
+        self.conn = chdb.connect(str(path))
         self.tmp = path / "http-inserts"
         self.tmp.mkdir(exist_ok=True)
         self.database = "default"
