@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PY_SCRIPTS := $(wildcard scripts/bench_* scripts/chaos scripts/profile_*)  # Python, no .py suffix
 # The native decoding core (native/) is built with cargo; rustup installs it in ~/.cargo/bin.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
@@ -34,14 +35,14 @@ lock: ## Re-resolve requirements.lock (and the worker image's runtime lock) from
 
 .PHONY: lint
 lint: install ## ruff lint + format check; cargo fmt + clippy on native/
-	$(BIN)/ruff check processor infra tests scripts
-	$(BIN)/ruff format --check processor infra tests scripts
+	$(BIN)/ruff check processor infra tests scripts $(PY_SCRIPTS)
+	$(BIN)/ruff format --check processor infra tests scripts $(PY_SCRIPTS)
 	cd native && cargo fmt --check && cargo clippy -q --all-targets -- -D warnings
 
 .PHONY: fmt
 fmt: install ## Format and autofix
-	$(BIN)/ruff format processor infra tests scripts
-	$(BIN)/ruff check --fix processor infra tests scripts
+	$(BIN)/ruff format processor infra tests scripts $(PY_SCRIPTS)
+	$(BIN)/ruff check --fix processor infra tests scripts $(PY_SCRIPTS)
 
 .PHONY: typecheck
 typecheck: install ## mypy (strict) on processor/ and infra/
@@ -62,6 +63,10 @@ demo: install ## The pipeline end to end on the local stack: traffic through a l
 .PHONY: bench
 bench: install ## Benchmarks (throughput as ratios to same-run baselines)
 	@for b in scripts/bench_*; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
+
+.PHONY: chaos
+chaos: install ## Fault drill: demo traffic while the worker, Kafka, ClickHouse and Kinesis fail
+	$(BIN)/python scripts/chaos
 
 .PHONY: stack-up stack-down stack-status
 stack-up: install ## Start Kafka + moto on loopback

@@ -251,7 +251,11 @@ fn time_ms(s: &str) -> Option<i64> {
     Some(ms)
 }
 
-/// Real-time `timestamp` (`1607374321.541`) → epoch ms (`epoch_ms_from_seconds_text`).
+/// 9999-12-31T23:59:59.999Z (`clock.MAX_EPOCH_MS`): later instants are Python's to judge.
+const MAX_EPOCH_MS: i64 = 253_402_300_799_999;
+
+/// Real-time `timestamp` (`1607374321.541`) → epoch ms (`epoch_ms_from_seconds_text`);
+/// `None` (defer to Python) when malformed or past `MAX_EPOCH_MS`.
 fn seconds_text_ms(s: &str) -> Option<i64> {
     let (whole, frac) = match s.find('.') {
         Some(i) => (&s[..i], &s[i + 1..]),
@@ -262,12 +266,12 @@ fn seconds_text_ms(s: &str) -> Option<i64> {
     }
     let w: i64 = whole.parse().ok()?;
     if frac.is_empty() {
-        return Some(w * 1000);
+        return Some(w * 1000).filter(|ms| *ms <= MAX_EPOCH_MS);
     }
     if !all_digits(frac) {
         return None;
     }
-    Some(w * 1000 + frac_ms(frac))
+    Some(w * 1000 + frac_ms(frac)).filter(|ms| *ms <= MAX_EPOCH_MS)
 }
 
 /// `int(v) if v.isdigit() and v.isascii() else 0`; `None` (defer) past i64 range.
@@ -895,7 +899,8 @@ impl StandardCore {
                 (Some(d), Some(t)) => Some(d + t),
                 _ => None,
             }
-        };
+        }
+        .filter(|ms| *ms <= MAX_EPOCH_MS);
         let Some(ts_ms) = ts_ms else {
             return Ok(Out::Defer);
         };

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-__all__ = ["S3Clock", "StandardClock", "epoch_ms_from_seconds_text"]
+__all__ = ["MAX_EPOCH_MS", "S3Clock", "StandardClock", "epoch_ms_from_seconds_text"]
 
 _MONTHS = {
     m: i
@@ -18,6 +18,9 @@ _MONTHS = {
 }
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _CACHE_LIMIT = 100_000
+# 9999-12-31T23:59:59.999Z: the last instant ISO 8601 output (and datetime) can write; a later
+# "time" is a corrupt or hostile line, not a request.
+MAX_EPOCH_MS = 253_402_300_799_999
 
 
 def epoch_ms_from_seconds_text(value: str) -> int | None:
@@ -28,12 +31,12 @@ def epoch_ms_from_seconds_text(value: str) -> int | None:
     whole, _, frac = value.partition(".")
     if not (whole.isascii() and whole.isdigit()) or len(whole) > 12:
         return None
+    ms = int(whole) * 1000
     if frac:
         if not (frac.isascii() and frac.isdigit()):
             return None
-        frac = (frac + "00")[:3]
-        return int(whole) * 1000 + int(frac)
-    return int(whole) * 1000
+        ms += int((frac + "00")[:3])
+    return ms if ms <= MAX_EPOCH_MS else None
 
 
 class StandardClock:

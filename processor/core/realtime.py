@@ -24,7 +24,7 @@ from processor.core.fields import DEFAULT_REALTIME_FIELDS, canonical_order
 from processor.core.hit import Hit
 from processor.core.kpl import KPL_MAGIC, deaggregate
 from processor.core.outcome import Failure
-from processor.core.text import decode_ua_once, split_header_lines
+from processor.core.text import count_value, decode_ua_once, split_header_lines
 
 __all__ = ["RealtimeDecoder"]
 
@@ -177,7 +177,7 @@ class RealtimeDecoder:
             "" if edge == "-" else edge,
             "" if country == "-" else country,
             "" if asn == "-" else asn,
-            int(nbytes) if nbytes.isdigit() and nbytes.isascii() else 0,
+            count_value(nbytes),
             float(taken) if taken.replace(".", "", 1).isdigit() and taken.isascii() else 0.0,
             pixel,
         )

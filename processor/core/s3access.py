@@ -19,6 +19,7 @@ from processor.core.clock import S3Clock
 from processor.core.context import DecodeContext
 from processor.core.hit import Hit
 from processor.core.outcome import Failure
+from processor.core.text import count_value
 
 __all__ = ["MIN_S3_FIELDS", "S3AccessParser", "tokenize_s3"]
 
@@ -76,7 +77,7 @@ def _identity(value: str) -> str:
 
 
 def _int(value: str) -> int:
-    return int(value) if value.isdigit() and value.isascii() else 0
+    return count_value(value)
 
 
 class S3AccessParser:

@@ -25,12 +25,12 @@ import orjson
 
 from processor.core.builder import HitBuilder, content_request_id
 from processor.core.classify import Classifier
-from processor.core.clock import StandardClock
+from processor.core.clock import MAX_EPOCH_MS, StandardClock
 from processor.core.context import DecodeContext
 from processor.core.fields import STANDARD_FIELDS
 from processor.core.hit import Hit
 from processor.core.outcome import Failure
-from processor.core.text import decode_ua_auto
+from processor.core.text import count_value, decode_ua_auto
 
 __all__ = ["StandardLayout", "StandardParser"]
 
@@ -237,6 +237,8 @@ class StandardParser:
                 ts_ms = day + second
             else:
                 ts_ms = self._clock.epoch_ms(date, time)
+        if ts_ms is not None and ts_ms > MAX_EPOCH_MS:  # past 9999: not a real request
+            ts_ms = None
         if ts_ms is None:
             return Failure(
                 "bad_timestamp", line.encode("utf-8", "surrogateescape"), field="date/time"
@@ -260,7 +262,7 @@ class StandardParser:
             "" if edge == "-" else edge,
             "" if country == "-" else country,
             "" if asn == "-" else asn,
-            int(nbytes) if nbytes.isdigit() and nbytes.isascii() else 0,
+            count_value(nbytes),
             float(taken) if taken.replace(".", "", 1).isdigit() and taken.isascii() else 0.0,
             pixel,
         )

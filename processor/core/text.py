@@ -11,6 +11,8 @@ from __future__ import annotations
 from urllib.parse import unquote, unquote_plus
 
 __all__ = [
+    "MAX_COUNT",
+    "count_value",
     "dash",
     "decode_query_once",
     "decode_ua_auto",
@@ -18,6 +20,21 @@ __all__ = [
     "form_value",
     "split_header_lines",
 ]
+
+
+MAX_COUNT = (1 << 64) - 1
+
+
+def count_value(value: str) -> int:
+    """A byte count: ASCII digits that fit ClickHouse's ``UInt64``, else 0.
+
+    An unreadable count always read as 0; one too large for any real response is unreadable
+    too, rather than a value that ``opens parse`` or the sink cannot write.
+    """
+    if value.isdigit() and value.isascii() and len(value) <= 20:
+        n = int(value)
+        return n if n <= MAX_COUNT else 0
+    return 0
 
 
 def dash(value: str) -> str:

@@ -201,3 +201,61 @@ def test_data_update_saves_the_list(
     code, out, _ = _run(app, ["data", "update"])
     assert code == 0 and b"saved 2 ranges" in out
     assert (env / "data" / "apple-egress-ip-ranges.csv").read_text() == body
+
+
+EXTREME_HEADER = (
+    "#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) "
+    "cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) "
+    "x-edge-result-type x-edge-request-id\n"
+)
+EXTREME_LINE = (
+    "2026-11-27\t10:00:00\tFRA56-P1\t{}\t192.0.2.7\tGET\td.cloudfront.net\t/o.gif\t200\t-\t"
+    "Mozilla/5.0\tsid=s1&cid=c1\t-\tHit\t{}\n"
+)
+EXTREME_FIELDS = "timestamp,c-ip,sc-status,cs-method,cs-uri-stem,x-edge-request-id"
+EXTREME_RT = (
+    "999999999999.123\t192.0.2.7\t200\tGET\t/o.gif?sid=a&cid=b\tlate==\n"
+    "253402300799.999\t192.0.2.7\t200\tGET\t/o.gif?sid=a&cid=b\tlast==\n"
+)
+
+
+def test_values_past_what_any_output_can_hold_are_bad_or_zero_never_a_crash(
+    app: typer.Typer, env: Path
+) -> None:
+    """A timestamp past year 9999 (no ISO date, no ClickHouse DateTime64) is a bad line; a byte
+    count past 64 bits (no UInt64, no JSON integer) reads as 0, like any unreadable count."""
+    std = env / "big.log"
+    std.write_text(
+        EXTREME_HEADER
+        + EXTREME_LINE.format("9" * 30, "big==")
+        + EXTREME_LINE.format("18446744073709551615", "max==")
+    )
+    code, out, err = _run(app, ["parse", "--format", "standard", str(std)])
+    assert code == 0, err
+    assert [orjson.loads(x)["bytes"] for x in out.splitlines()] == [0, 18446744073709551615]
+
+    rt = env / "rt.log"
+    rt.write_text(EXTREME_RT)
+    code, out, err = _run(
+        app, ["parse", "--format", "realtime", "--fields", EXTREME_FIELDS, str(rt)]
+    )
+    assert code == 0, err
+    assert [orjson.loads(x)["ts"] for x in out.splitlines()] == ["9999-12-31T23:59:59.999Z"]
+    assert "bad_timestamp: 1" in err
+
+
+def test_the_python_reference_treats_extreme_values_the_same() -> None:
+    from processor.core.realtime import RealtimeDecoder
+    from processor.core.standard import StandardParser
+
+    parser = StandardParser()
+    out = [parser.parse_line(x) for x in EXTREME_HEADER.splitlines()]
+    out = [
+        parser.parse_line(EXTREME_LINE.format(n, "r==").rstrip("\n"))
+        for n in ("9" * 30, "18446744073709551615")
+    ]
+    assert [getattr(h, "bytes", None) for h in out] == [0, 18446744073709551615]
+    dec = RealtimeDecoder(tuple(EXTREME_FIELDS.split(",")))
+    late, last = (dec.decode_line(x) for x in EXTREME_RT.splitlines())
+    assert getattr(late, "reason", None) == "bad_timestamp"
+    assert getattr(last, "ts_ms", None) == 253_402_300_799_999
