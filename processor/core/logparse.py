@@ -21,11 +21,21 @@ from processor.core.realtime import RealtimeDecoder
 from processor.core.s3access import S3AccessParser
 from processor.core.standard import StandardParser
 
-__all__ = ["FORMATS", "LineDecoder", "LogFormat", "ParseSummary", "decode_lines", "line_decoder"]
+__all__ = [
+    "FORMATS",
+    "BatchDecoder",
+    "LineDecoder",
+    "LogFormat",
+    "ParseSummary",
+    "batch_decoder",
+    "decode_lines",
+    "line_decoder",
+]
 
 LogFormat = Literal["realtime", "standard", "s3"]
 FORMATS: tuple[LogFormat, ...] = ("realtime", "standard", "s3")
 LineDecoder = Callable[[str], "Hit | Failure | None"]
+BatchDecoder = Callable[[list[str]], "list[Hit | Failure | None]"]
 
 EXAMPLES_PER_REASON = 5
 
@@ -81,6 +91,29 @@ def line_decoder(
         return std.parse_line, std.reset
     s3 = S3AccessParser(ctx, classifier=classifier)
     return s3.parse_line, _nothing
+
+
+def batch_decoder(
+    fmt: LogFormat,
+    ctx: DecodeContext,
+    *,
+    fields: Iterable[str] = DEFAULT_REALTIME_FIELDS,
+    classifier: Classifier | None = None,
+) -> tuple[BatchDecoder, Callable[[], None]]:
+    """``(decode a list of lines, start a new file)``: one outcome per line, in order.
+
+    One call per batch, so a parser with its own ``parse_many`` (a compiled one) runs the whole
+    loop without coming back to Python per line; otherwise the line decoder is mapped.
+    """
+    decode, new_file = line_decoder(fmt, ctx, fields=fields, classifier=classifier)
+    many: BatchDecoder | None = getattr(getattr(decode, "__self__", None), "parse_many", None)
+    if many is not None:
+        return many, new_file
+
+    def decode_all(lines: list[str]) -> list[Hit | Failure | None]:
+        return list(map(decode, lines))
+
+    return decode_all, new_file
 
 
 def _nothing() -> None:

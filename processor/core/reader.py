@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["CHUNK", "MAX_LINE", "iter_lines", "open_input"]
+__all__ = ["CHUNK", "MAX_LINE", "iter_line_blocks", "iter_lines", "open_input"]
 
 CHUNK = 1 << 20
 MAX_LINE = 1 << 20
@@ -42,6 +42,14 @@ def iter_lines(
 
     Invalid UTF-8 becomes U+FFFD; a final line without a newline is still yielded.
     """
+    for block in iter_line_blocks(stream, chunk_size=chunk_size, max_line=max_line):
+        yield from block
+
+
+def iter_line_blocks(
+    stream: BinaryIO, *, chunk_size: int = CHUNK, max_line: int = MAX_LINE
+) -> Iterator[list[str | None]]:
+    """The lines of ``iter_lines``, a list per chunk read: what a batch decoder takes."""
     pending = b""
     skipping = False
     read = stream.read
@@ -49,12 +57,13 @@ def iter_lines(
         chunk = read(chunk_size)
         if not chunk:
             break
+        block: list[str | None] = []
         if skipping:
             cut = chunk.find(b"\n")
             if cut < 0:
                 continue
             skipping = False
-            yield None
+            block.append(None)
             chunk = chunk[cut + 1 :]
         if pending:
             chunk = pending + chunk
@@ -64,19 +73,21 @@ def iter_lines(
             if len(pending) > max_line:
                 pending = b""
                 skipping = True
+            if block:
+                yield block
             continue
         pending = chunk[cut + 1 :]
         text = chunk[:cut].decode("utf-8", "replace")
         if cut > max_line:
             # Only a block longer than the limit can hold an over-long line.
-            for line in text.split("\n"):
-                yield None if len(line) > max_line else line
+            block.extend(None if len(line) > max_line else line for line in text.split("\n"))
         else:
-            yield from text.split("\n")
+            block.extend(text.split("\n"))
         if len(pending) > max_line:
             pending = b""
             skipping = True
+        yield block
     if skipping:
-        yield None
+        yield [None]
     elif pending:
-        yield pending.decode("utf-8", "replace")
+        yield [pending.decode("utf-8", "replace")]
