@@ -107,13 +107,13 @@ def test_backfill_through_a_running_worker_overlapping_real_time(
     worker = WorkerProcess(env, f"http://127.0.0.1:{env['OPENS_WEB_PORT']}", tmp_path / "w.log")
     worker.start()
     try:
-        remote = _wait_for_ids(port, {h.request_id for h in truth_hits(seen)}, timeout=180)
+        remote = _wait_for_ids(port, {h.request_id for h in truth_hits(seen)}, timeout=300)
         # The backfill's own manifest lives beside the worker's data (its embedded ClickHouse
         # belongs to the worker), exactly as `opens backfill` arranges it.
         env_bf = {**env, "OPENS_DATA_DIR": str(tmp_path / "backfill")}
         done = _backfill(env_bf, str(logs))
         assert done.returncode == 0, done.stderr[-2000:]
-        _wait_for_ids(port, {h.request_id for h in truth_hits(reqs)}, timeout=180)
+        _wait_for_ids(port, {h.request_id for h in truth_hits(reqs)}, timeout=300)
         expected = truth(truth_hits(reqs) + truth_hits(seen))
         assert _summary(remote) == expected
         hits = remote.query("SELECT count() FROM hits FINAL").result_rows[0][0]
@@ -122,12 +122,12 @@ def test_backfill_through_a_running_worker_overlapping_real_time(
         # Again, and with --force: nothing new is counted.
         again = _backfill(env_bf, str(logs))
         assert again.returncode == 0 and '"objects_already_done": 8' in again.stderr
-        written = worker.metrics()["opens_sink_rows_total"]
+        written = worker.wait_for("opens_sink_rows_total", len(truth_hits(reqs)), timeout=60)
         forced = _backfill(env_bf, str(logs), "--force")
         assert forced.returncode == 0, forced.stderr[-2000:]
         # Every hit published again has been written again once the sink's count has grown by
         # all of them; the numbers stay the same.
-        worker.wait_for("opens_sink_rows_total", written + len(truth_hits(reqs)), timeout=180)
+        worker.wait_for("opens_sink_rows_total", written + len(truth_hits(reqs)), timeout=300)
         assert _summary(remote) == expected
     finally:
         worker.stop()
