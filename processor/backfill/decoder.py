@@ -36,7 +36,14 @@ def read_frames(stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
 
 
 def main() -> int:
-    from processor.backfill.run import Job, _Decoders, _default_opener, _streams, decode_object
+    from processor.backfill.run import (
+        Job,
+        _Decoders,
+        _default_opener,
+        _streams,
+        decode_object,
+        fewer_gc_passes,
+    )
     from processor.core.hit import Hit
 
     job: Job = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by the parent process
@@ -55,9 +62,10 @@ def main() -> int:
 
             s3 = boto3.client("s3")
         decoders = _Decoders(job.ctx)
-        for obj, stream in _streams(job.objects, _default_opener(s3), job.read_ahead):
-            entry = decode_object(obj, stream, decoders, job.mode, emit, lines, job.window)
-            write_frame(out, "done", entry)
+        with fewer_gc_passes():
+            for obj, stream in _streams(job.objects, _default_opener(s3), job.read_ahead):
+                entry = decode_object(obj, stream, decoders, job.mode, emit, lines, job.window)
+                write_frame(out, "done", entry)
         write_frame(out, "end", None)
     except BrokenPipeError:
         return 1  # the parent is gone

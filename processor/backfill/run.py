@@ -13,6 +13,7 @@ stops the run.
 
 from __future__ import annotations
 
+import gc
 import pickle
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, cast
@@ -266,6 +268,23 @@ def _streams(
             stream.close()
 
 
+@contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """Collect the young generation every 50,000 allocations instead of 700, for the duration.
+
+    Decoding allocates ~20,000 ``Hit`` values per batch that live until they are encoded; with
+    the default threshold the collector rescans them over and over (measured: 20-35 % of the
+    decoding time, ``scripts/profile_backfill``). Hits hold no reference cycles, so collecting
+    less often frees the same memory, later.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 class Progress:
     """What ``run_backfill`` reports as it goes (``progress`` renders it)."""
 
@@ -337,12 +356,13 @@ def run_backfill(
             def emit(hits: list[Hit]) -> None:
                 writer.put_payload(encode(hits))
 
-            for obj, stream in _streams(todo, _default_opener(s3_client), read_ahead):
-                entry = decode_object(
-                    obj, stream, decoders, options.mode, emit, progress.lines, window
-                )
-                summary.add(entry)
-                writer.finished(entry)
+            with fewer_gc_passes():
+                for obj, stream in _streams(todo, _default_opener(s3_client), read_ahead):
+                    entry = decode_object(
+                        obj, stream, decoders, options.mode, emit, progress.lines, window
+                    )
+                    summary.add(entry)
+                    writer.finished(entry)
     finally:
         writer.close()
     summary.seconds = time.perf_counter() - started
