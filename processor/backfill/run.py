@@ -315,9 +315,11 @@ def run_backfill(
     ``client`` reads and writes the manifest in ``database`` (the schema must be applied).
     ``encode`` turns hit batches into what ``delivery`` sends (default: Arrow rows for
     ClickHouse). ``decode_processes`` > 0 reads, decodes and encodes the objects in that many
-    child processes (``decoder``), objects shared out round-robin, while this process only writes:
-    worth it while decoding is pure Python and holds the GIL (``scripts/bench_backfill`` measures
-    both in the same run).
+    child processes (``decoder``), objects shared out round-robin, while this process only writes.
+    Off by default (and in ``opens backfill``): on two cores it measured slower than decoding here
+    (about twice the CPU per line: each child pays its own start-up, pyarrow's one-time pandas
+    import and the pickling, and competes with ClickHouse's insert threads for the same cores);
+    ``scripts/bench_backfill`` measures both in the same run.
     """
     started = time.perf_counter()
     progress = progress or Progress()
