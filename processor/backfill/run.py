@@ -316,10 +316,10 @@ def run_backfill(
     ``encode`` turns hit batches into what ``delivery`` sends (default: Arrow rows for
     ClickHouse). ``decode_processes`` > 0 reads, decodes and encodes the objects in that many
     child processes (``decoder``), objects shared out round-robin, while this process only writes.
-    Off by default (and in ``opens backfill``): on two cores it measured slower than decoding here
-    (about twice the CPU per line: each child pays its own start-up, pyarrow's one-time pandas
-    import and the pickling, and competes with ClickHouse's insert threads for the same cores);
-    ``scripts/bench_backfill`` measures both in the same run.
+    Off by default (and in ``opens backfill``): on two cores it cost about twice the CPU per line
+    (each child pays its own start-up, pyarrow's one-time pandas import and the pickling, and
+    competes with ClickHouse's insert threads), so it was slower on 200,000 lines and only 10-30 %
+    faster on 1,000,000 lines of a quiet machine; ``scripts/bench_backfill`` measures both.
     """
     started = time.perf_counter()
     progress = progress or Progress()
