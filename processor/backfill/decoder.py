@@ -1,11 +1,12 @@
-"""The decoding half of a backfill in its own process, so reading and writing use both cores.
+"""The reading and decoding half of a backfill in a process of its own, so both cores work.
 
-Decoding is pure Python and holds the GIL; building and inserting ClickHouse batches does too.
-``run_backfill`` therefore starts ``python -m processor.backfill.decoder``: it reads one pickled
-``Job`` from stdin, reads and decodes the objects (downloading and gunzipping in a thread of its
-own) and writes pickled frames to stdout — ``("hits", rows)``, ``("lines", n)``, ``("done",
-ManifestEntry)``, ``("end", None)`` or ``("error", message)``. The pipe's small buffer is the
-backpressure: the decoder waits while the writer is behind, so memory stays bounded. A plain
+Decoding is pure Python and holds the GIL. ``run_backfill(decode_processes=N)`` therefore starts
+``python -m processor.backfill.decoder`` N times: each reads one pickled ``run.Job`` from stdin,
+reads and decodes its objects (downloading and gunzipping in a thread of its own), encodes every
+batch of hits with the job's encoder (Arrow rows or Kafka messages, so only compact payloads cross
+the pipe) and writes pickled frames to stdout — ``("payload", encoded)``, ``("lines", n)``,
+``("done", ManifestEntry)``, ``("end", None)`` or ``("error", message)``. The pipe's small buffer
+is the backpressure: the child waits while the writer is behind, so memory stays bounded. A plain
 subprocess, not ``multiprocessing``: spawning would re-run the parent's ``__main__`` (``opens``)
 and forking a process that holds an embedded ClickHouse is unsafe.
 """
@@ -15,25 +16,9 @@ from __future__ import annotations
 import pickle
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from operator import attrgetter
 from typing import IO, Any, BinaryIO
 
-from processor.backfill.sources import LogObject
-from processor.core.context import DecodeContext
-from processor.core.hit import HIT_FIELDS, Hit
-
-__all__ = ["Job", "main", "read_frames", "write_frame"]
-
-_row = attrgetter(*HIT_FIELDS)
-
-
-@dataclass(frozen=True)
-class Job:
-    objects: list[LogObject]
-    ctx: DecodeContext
-    mode: str
-    read_ahead: int = 2
+__all__ = ["main", "read_frames", "write_frame"]
 
 
 def write_frame(out: BinaryIO, kind: str, value: Any) -> None:
@@ -51,13 +36,21 @@ def read_frames(stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
 
 
 def main() -> int:
-    from processor.backfill.run import _Decoders, _default_opener, _streams, decode_object
+    from processor.backfill.run import (
+        Job,
+        _Decoders,
+        _default_opener,
+        _streams,
+        decode_object,
+        fewer_gc_passes,
+    )
+    from processor.core.hit import Hit
 
     job: Job = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by the parent process
     out = sys.stdout.buffer
 
     def emit(hits: list[Hit]) -> None:
-        write_frame(out, "hits", [_row(h) for h in hits])
+        write_frame(out, "payload", job.encode(hits))
 
     def lines(n: int) -> None:
         write_frame(out, "lines", n)
@@ -69,9 +62,10 @@ def main() -> int:
 
             s3 = boto3.client("s3")
         decoders = _Decoders(job.ctx)
-        for obj, stream in _streams(job.objects, _default_opener(s3), job.read_ahead):
-            entry = decode_object(obj, stream, decoders, job.mode, emit, lines)
-            write_frame(out, "done", entry)
+        with fewer_gc_passes():
+            for obj, stream in _streams(job.objects, _default_opener(s3), job.read_ahead):
+                entry = decode_object(obj, stream, decoders, job.mode, emit, lines, job.window)
+                write_frame(out, "done", entry)
         write_frame(out, "end", None)
     except BrokenPipeError:
         return 1  # the parent is gone

@@ -3,15 +3,26 @@
 A row is written after the object's hits are safely delivered (see ``sinks``), never before, so
 a crash leaves the object without a row and the next run redoes it from its first line — which is
 harmless, because hits are keyed by request id and every aggregate is idempotent.
+
+With ``--since/--until`` only the hits inside the window are delivered; a row that left some out
+(``outside_window``) records its window and counts as finished only for windows inside it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["MANIFEST_COLUMNS", "ManifestEntry", "finished_objects", "insert_entries"]
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "Done",
+    "ManifestEntry",
+    "covers",
+    "finished_objects",
+    "insert_entries",
+]
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "object",
@@ -25,7 +36,14 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "complete",
     "failures",
     "examples",
+    "outside_window",
+    "since",
+    "until",
 )
+
+Window = tuple[datetime | None, datetime | None]
+Done = dict[tuple[str, str], list[Window]]
+"""``(object, etag)`` → the windows it was finished for (``(None, None)``: all of it)."""
 
 
 @dataclass
@@ -44,6 +62,9 @@ class ManifestEntry:
     complete: bool = True
     failures: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    outside_window: int = 0
+    since: datetime | None = None
+    until: datetime | None = None
 
     @property
     def bad_lines(self) -> int:
@@ -62,16 +83,41 @@ class ManifestEntry:
             int(self.complete),
             dict(self.failures),
             self.examples,
+            self.outside_window,
+            self.since if self.outside_window else None,
+            self.until if self.outside_window else None,
         ]
 
 
-def finished_objects(client: Any, database: str) -> set[tuple[str, str]]:
-    """``(object, etag)`` of every finished object."""
+def finished_objects(client: Any, database: str) -> Done:
+    """Every finished ``(object, etag)`` with the windows it was finished for."""
     rows = client.query(
-        "SELECT DISTINCT object, etag FROM {db:Identifier}.backfill_manifest",
+        "SELECT DISTINCT object, etag, outside_window = 0, since, until"
+        " FROM {db:Identifier}.backfill_manifest",
         parameters={"db": database},
     ).result_rows
-    return {(str(r[0]), str(r[1])) for r in rows}
+    done: Done = {}
+    for obj, etag, whole, since, until in rows:
+        window: Window = (None, None) if whole else (_utc(since), _utc(until))
+        done.setdefault((str(obj), str(etag)), []).append(window)
+    return done
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # The client returns DateTime64(3, 'UTC') naive in some versions; it is UTC either way.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def covers(done: list[Window], since: datetime | None, until: datetime | None) -> bool:
+    """Whether a run over ``[since, until)`` finds nothing new in an object done for ``done``."""
+    for lo, hi in done:
+        starts_before = lo is None or (since is not None and lo <= since)
+        ends_after = hi is None or (until is not None and until <= hi)
+        if starts_before and ends_after:
+            return True
+    return False
 
 
 def insert_entries(client: Any, database: str, entries: list[ManifestEntry]) -> None:

@@ -1,36 +1,46 @@
-"""The backfill pipeline: list → read (background thread) → decode in batches → writer thread.
+"""The backfill pipeline: list → read (background thread) → decode in batches → encode → writer.
 
 ``run_backfill`` is transport-agnostic: ``--direct`` and the default Kafka mode differ only in
-the ``Delivery`` the writer thread uses (``sinks``). Every line of every object gets exactly one
-outcome — a hit, a skipped line (header, other path, not countable) or a failure counted by
-reason with its line number — and a damaged object never stops the run.
+the ``Encoder`` (Arrow rows or Kafka messages) and the ``Delivery`` the writer thread uses
+(``sinks``). Each object is read by its own thread (download + gunzip, which release the GIL),
+split into blocks of lines, decoded one block per call (``block_decoder``: a compiled decoder
+takes the whole block), and every ``BATCH`` hits are encoded and handed to the writer thread,
+whose inserts run in ClickHouse's own threads. Every line of every object gets exactly one
+outcome — a hit, a hit outside ``--since/--until``, a skipped line (header, other path, not
+countable) or a failure counted by reason with its line number — and a damaged object never
+stops the run.
 """
 
 from __future__ import annotations
 
+import gc
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, cast
 
-from processor.backfill.manifest import ManifestEntry, finished_objects
+from processor.backfill.encode import ArrowRows, Encoder
+from processor.backfill.manifest import ManifestEntry, covers, finished_objects
 from processor.backfill.sinks import Delivery, Writer
 from processor.backfill.sources import LogObject, list_sources
 from processor.backfill.stream import ChunkStream, ObjectReadError, RawReader
 from processor.core.context import DecodeContext
-from processor.core.hit import Hit, new_hit
-from processor.core.logparse import LineDecoder, LogFormat, ParseSummary, decode_lines, line_decoder
-from processor.core.reader import iter_lines
+from processor.core.hit import Hit
+from processor.core.logparse import BlockDecoder, LogFormat, block_decoder
+from processor.core.outcome import Failure
+from processor.core.reader import iter_line_blocks
 from processor.errors import OpensError
 
 __all__ = ["BackfillOptions", "BackfillSummary", "DecoderFailed", "run_backfill", "sniff_format"]
 
-BATCH = 20_000  # hits per hand-over to the writer thread
+BATCH = 20_000  # hits per encoded hand-over to the writer thread
 EXAMPLES_PER_OBJECT = 20
 
 
@@ -54,6 +64,7 @@ class BackfillSummary:
     lines: int = 0
     hits: int = 0
     bad_lines: int = 0
+    outside_window: int = 0
     incomplete: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
@@ -69,6 +80,7 @@ class BackfillSummary:
         self.lines += entry.lines
         self.hits += entry.hits
         self.bad_lines += entry.bad_lines
+        self.outside_window += entry.outside_window
         self.incomplete += 0 if entry.complete else 1
         self.failures.update(entry.failures)
         self.problems.extend(f"{entry.object}: {ex}" for ex in entry.examples)
@@ -81,6 +93,7 @@ class BackfillSummary:
             "lines": self.lines,
             "hits": self.hits,
             "bad_lines": self.bad_lines,
+            "hits_outside_window": self.outside_window,
             "incomplete_objects": self.incomplete,
             "failures": dict(self.failures),
             "problems": self.problems,
@@ -107,26 +120,18 @@ def sniff_format(first_chunk: bytes) -> LogFormat | None:
 
 
 class _Replay:
-    """``read()`` that returns an already-read first chunk, then the rest of the stream.
-
-    ``newlines`` counts the line ends handed out so far (a C-speed count per chunk): the
-    progress of an object while it is being decoded.
-    """
+    """``read()`` that returns an already-read first chunk, then the rest of the stream."""
 
     def __init__(self, first: bytes, rest: ChunkStream) -> None:
         self._first: bytes | None = first
         self._rest = rest
-        self.newlines = 0
 
     def read(self, n: int = -1, /) -> bytes:
         if self._first is not None:
             first, self._first = self._first, None
             if first:
-                self.newlines += first.count(b"\n")
                 return first
-        data = self._rest.read(n)
-        self.newlines += data.count(b"\n")
-        return data
+        return self._rest.read(n)
 
 
 class _Decoders:
@@ -134,13 +139,45 @@ class _Decoders:
 
     def __init__(self, ctx: DecodeContext) -> None:
         self._ctx = ctx
-        self._made: dict[str, tuple[LineDecoder, Callable[[], None]]] = {}
+        self._made: dict[str, tuple[BlockDecoder, Callable[[], None]]] = {}
 
-    def get(self, fmt: LogFormat) -> tuple[LineDecoder, Callable[[], None]]:
+    def get(self, fmt: LogFormat) -> tuple[BlockDecoder, Callable[[], None]]:
         found = self._made.get(fmt)
         if found is None:
-            found = self._made[fmt] = line_decoder(fmt, self._ctx)
+            found = self._made[fmt] = block_decoder(fmt, self._ctx)
         return found
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Window:
+    """``--since/--until``: the event times whose hits a run delivers (``None``: unbounded)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def split(self, hits: list[Hit]) -> tuple[list[Hit], int]:
+        """The hits inside the window, and how many were outside."""
+        lo, hi = _ms(self.since), _ms(self.until)
+        if lo is None and hi is None:
+            return hits, 0
+        lo = -(1 << 62) if lo is None else lo
+        hi = 1 << 62 if hi is None else hi
+        inside = [h for h in hits if lo <= h.ts_ms < hi]
+        return inside, len(hits) - len(inside)
+
+
+def _decode_block(decode: BlockDecoder, block: list[str | None]) -> list[Hit | Failure | None]:
+    """One outcome per line; an over-long line (``None`` from the reader) is a failure."""
+    if None not in block:
+        return decode(cast(list[str], block))
+    lines = [line for line in block if line is not None]
+    outs = iter(decode(lines))
+    too_long = Failure("line_too_long", b"")
+    return [too_long if line is None else next(outs) for line in block]
 
 
 def decode_object(
@@ -150,10 +187,12 @@ def decode_object(
     mode: str,
     emit: Callable[[list[Hit]], None],
     on_lines: Callable[[int], None] | None = None,
+    window: Window = Window(),
 ) -> ManifestEntry:
     """Decode one object to the end (or to the damage), handing hits to ``emit`` in batches."""
-    entry = ManifestEntry(obj.uri, obj.etag, obj.size, obj.kind or "", mode)
-    summary = ParseSummary()
+    entry = ManifestEntry(
+        obj.uri, obj.etag, obj.size, obj.kind or "", mode, since=window.since, until=window.until
+    )
 
     def fail(reason: str, line: int) -> None:
         entry.failures[reason] += 1
@@ -177,37 +216,34 @@ def decode_object(
     decode, new_file = decoders.get(fmt)
     new_file()
     batch: list[Hit] = []
-    hits = 0
-    reported = 0
-    source = _Replay(first, stream)
+    lines = 0
     try:
-        for hit in decode_lines(decode, iter_lines(cast(BinaryIO, source)), summary, obj.uri):
-            if not hit.is_hit:
-                continue  # the pixel path but not countable (POST, 404, no sid/cid): as real time
-            batch.append(hit)
+        for block in iter_line_blocks(cast(BinaryIO, _Replay(first, stream))):
+            outs = _decode_block(decode, block)
+            hits = [o for o in outs if o.__class__ is Hit]
+            if len(hits) + outs.count(None) < len(outs):
+                for i, out in enumerate(outs):
+                    if isinstance(out, Failure):
+                        fail(out.reason, lines + i + 1)
+            lines += len(outs)
+            # The pixel path but not countable (POST, 404, no sid/cid) is skipped, as in real time.
+            hits, outside = window.split([h for h in hits if h.is_hit])
+            entry.outside_window += outside
+            batch.extend(hits)
             if len(batch) >= BATCH:
-                hits += len(batch)
+                entry.hits += len(batch)
                 emit(batch)
                 batch = []
-                if on_lines is not None:
-                    on_lines(source.newlines - reported)
-                    reported = source.newlines
+            if on_lines is not None:
+                on_lines(len(outs))
     except (ObjectReadError, OSError, EOFError) as exc:
         entry.complete = False
         reason = exc.reason if isinstance(exc, ObjectReadError) else "read_error"
-        fail(reason, summary.lines + 1)
+        fail(reason, lines + 1)
     if batch:
-        hits += len(batch)
+        entry.hits += len(batch)
         emit(batch)
-    if on_lines is not None:
-        on_lines(summary.lines - reported)  # exact at the end (a last line needs no newline)
-    entry.lines = summary.lines
-    entry.hits = hits
-    for reason, count in summary.failures.items():
-        entry.failures[reason] += count
-        for where in summary.examples.get(reason, []):
-            if len(entry.examples) < EXAMPLES_PER_OBJECT:
-                entry.examples.append(f"{reason}@{where.rsplit(':', 1)[-1]}")
+    entry.lines = lines
     return entry
 
 
@@ -232,6 +268,23 @@ def _streams(
             stream.close()
 
 
+@contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """Collect the young generation every 50,000 allocations instead of 700, for the duration.
+
+    Decoding allocates ~20,000 ``Hit`` values per batch that live until they are encoded; with
+    the default threshold the collector rescans them over and over (measured: 20-35 % of the
+    decoding time, ``scripts/profile_backfill``). Hits hold no reference cycles, so collecting
+    less often frees the same memory, later.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 class Progress:
     """What ``run_backfill`` reports as it goes (``progress`` renders it)."""
 
@@ -251,21 +304,27 @@ def run_backfill(
     client: Any,
     database: str,
     delivery: Callable[[], Delivery],
+    encode: Encoder | None = None,
     s3_client: Any = None,
     progress: Progress | None = None,
     read_ahead: int = 2,
-    decode_process: bool = False,
+    decode_processes: int = 0,
 ) -> BackfillSummary:
     """Backfill every unfinished object of ``options.sources``; returns the run's totals.
 
     ``client`` reads and writes the manifest in ``database`` (the schema must be applied).
-    ``decode_process`` decodes in a child process (``decoder``) so that decoding and writing
-    run on two cores. Off by default: on the two-core machine this was measured on, with the
-    embedded ClickHouse's own insert threads competing, it was not faster than decoding in this
-    thread (``scripts/bench_backfill`` measures both in the same run).
+    ``encode`` turns hit batches into what ``delivery`` sends (default: Arrow rows for
+    ClickHouse). ``decode_processes`` > 0 reads, decodes and encodes the objects in that many
+    child processes (``decoder``), objects shared out round-robin, while this process only writes.
+    Off by default (and in ``opens backfill``): on two cores it cost about twice the CPU per line
+    (each child pays its own start-up, pyarrow's one-time pandas import and the pickling, and
+    competes with ClickHouse's insert threads), so it was slower on 200,000 lines and only 10-30 %
+    faster on 1,000,000 lines of a quiet machine; ``scripts/bench_backfill`` measures both.
     """
     started = time.perf_counter()
     progress = progress or Progress()
+    encode = encode or ArrowRows()
+    window = Window(options.since, options.until)
     summary = BackfillSummary()
     listed = list(
         list_sources(
@@ -277,24 +336,35 @@ def run_backfill(
         )
     )
     summary.listed = len(listed)
-    done = set() if options.force else finished_objects(client, database)
-    todo = [o for o in listed if (o.uri, o.etag) not in done]
+    done = {} if options.force else finished_objects(client, database)
+    todo = [
+        o for o in listed if not covers(done.get((o.uri, o.etag), []), options.since, options.until)
+    ]
     summary.skipped_done = len(listed) - len(todo)
     progress.start(len(todo), sum(o.size for o in todo))
     writer = Writer(delivery, client, database, on_recorded=progress.object_done)
     try:
         if not todo:
             pass
-        elif decode_process:
-            _decode_in_child(todo, ctx, options.mode, read_ahead, writer, summary, progress)
+        elif decode_processes > 0:
+            jobs = [
+                Job(todo[i::decode_processes], ctx, options.mode, encode, window, read_ahead)
+                for i in range(min(decode_processes, len(todo)))
+            ]
+            _decode_in_children(jobs, writer, summary, progress)
         else:
             decoders = _Decoders(ctx)
-            for obj, stream in _streams(todo, _default_opener(s3_client), read_ahead):
-                entry = decode_object(
-                    obj, stream, decoders, options.mode, writer.put_hits, progress.lines
-                )
-                summary.add(entry)
-                writer.finished(entry)
+
+            def emit(hits: list[Hit]) -> None:
+                writer.put_payload(encode(hits))
+
+            with fewer_gc_passes():
+                for obj, stream in _streams(todo, _default_opener(s3_client), read_ahead):
+                    entry = decode_object(
+                        obj, stream, decoders, options.mode, emit, progress.lines, window
+                    )
+                    summary.add(entry)
+                    writer.finished(entry)
     finally:
         writer.close()
     summary.seconds = time.perf_counter() - started
@@ -303,52 +373,89 @@ def run_backfill(
 
 
 class DecoderFailed(OpensError):
-    """The decoding process stopped before finishing; finished objects are in the manifest."""
+    """A decoding process stopped before finishing; finished objects are in the manifest."""
 
 
-def _decode_in_child(
-    todo: list[LogObject],
-    ctx: DecodeContext,
-    mode: str,
-    read_ahead: int,
-    writer: Writer,
-    summary: BackfillSummary,
-    progress: Progress,
+@dataclass(frozen=True)
+class Job:
+    """What one decoding child does: read, decode and encode ``objects`` in order."""
+
+    objects: list[LogObject]
+    ctx: DecodeContext
+    mode: str
+    encode: Encoder
+    window: Window
+    read_ahead: int = 2
+
+
+def _decode_in_children(
+    jobs: list[Job], writer: Writer, summary: BackfillSummary, progress: Progress
 ) -> None:
-    from processor.backfill.decoder import Job, read_frames
+    """Run each job in a child process; a thread per child forwards its frames to the writer.
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "processor.backfill.decoder"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdin is not None and proc.stdout is not None  # noqa: S101 - PIPE given
-    finished = False
+    A child's payloads reach the writer's queue before the ``done`` frame of their object (one
+    pipe, one forwarding thread), so the manifest row still follows the delivery of its hits.
+    """
+    lock = threading.Lock()
+    errors: list[str] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    threads = []
+
+    def forward(proc: subprocess.Popen[bytes]) -> None:
+        from processor.backfill.decoder import read_frames
+
+        assert proc.stdout is not None  # noqa: S101 - PIPE given
+        finished = False
+        try:
+            for kind, value in read_frames(proc.stdout):
+                if kind == "payload":
+                    writer.put_payload(value)
+                elif kind == "lines":
+                    with lock:
+                        progress.lines(value)
+                elif kind == "done":
+                    with lock:
+                        summary.add(value)
+                    writer.finished(value)
+                elif kind == "end":
+                    finished = True
+                    break
+                else:
+                    errors.append(f"decoding failed: {value}")
+                    break
+        except BaseException as exc:  # the writer failed: stop this child, report it below
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            if not finished:
+                proc.kill()
+            proc.stdout.close()
+            code = proc.wait()
+            if not finished and not errors:
+                errors.append(f"a decoding process ended early (exit status {code})")
+
     try:
-        pickle.dump(Job(todo, ctx, mode, read_ahead), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        proc.stdin.close()
-        for kind, value in read_frames(proc.stdout):
-            if kind == "hits":
-                writer.put_hits([new_hit(*row) for row in value])
-            elif kind == "lines":
-                progress.lines(value)
-            elif kind == "done":
-                summary.add(value)
-                writer.finished(value)
-            elif kind == "end":
-                finished = True
-                break
-            else:
-                msg = f"decoding failed: {value}"
-                raise DecoderFailed(msg, hint="re-run: finished objects are skipped")
+        for job in jobs:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "processor.backfill.decoder"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            procs.append(proc)
+            assert proc.stdin is not None  # noqa: S101 - PIPE given
+            pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            proc.stdin.close()
+            thread = threading.Thread(target=forward, args=(proc,), name="backfill-decoder")
+            thread.start()
+            threads.append(thread)
     finally:
-        if not finished:
-            proc.kill()
-        proc.stdout.close()
-        code = proc.wait()
-    if not finished:
-        msg = f"the decoding process ended early (exit status {code})"
-        raise DecoderFailed(msg, hint="re-run: finished objects are skipped")
+        for thread in threads:
+            thread.join()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if errors:
+        raise DecoderFailed(errors[0], hint="re-run: finished objects are skipped")
 
 
 def _default_opener(s3_client: Any) -> Callable[[LogObject], Callable[[], RawReader]]:

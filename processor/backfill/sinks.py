@@ -2,10 +2,11 @@
 
 Delivery contract
 -----------------
-The parser hands batches of hits and "object finished" notes to ``Writer`` through a bounded
-queue (backpressure: the parser waits when the sink is slower). The writer thread sends hits on
-(``DirectDelivery``: large column-oriented inserts into ``hits``; ``KafkaDelivery``: messages on
-the hits topic, partitioned as the worker expects) and, before it records any finished object in
+The parser hands encoded batches of hits (``encode``) and "object finished" notes to ``Writer``
+through a bounded queue (backpressure: the parser waits when the sink is slower). The writer thread
+sends them on (``DirectDelivery``: Arrow inserts of ``INSERT_ROWS`` hits into ``hits``;
+``KafkaDelivery``: messages on the hits topic, partitioned as the worker expects) and, before it
+records any finished object in
 the manifest, calls ``settle()``: every insert done, every Kafka message acknowledged by all
 in-sync replicas (``acks='all'``). So a manifest row never names an object whose hits could still
 be lost. A crash can leave hits delivered without a manifest row; the next run sends them again,
@@ -16,23 +17,35 @@ that — the same reason a backfill overlapping real time changes no number.
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
+import pyarrow as pa
+
+from processor.backfill.encode import KafkaPayload
 from processor.backfill.manifest import ManifestEntry, insert_entries
 from processor.backoff import backoff_delay
-from processor.core.hit import Hit
 from processor.errors import OpensError
-from processor.sinks.clickhouse.sink import HIT_COLUMNS, hit_columns
-from processor.wire import hits_by_partition, hits_message
 
-__all__ = ["BackfillSinkError", "Delivery", "DirectDelivery", "KafkaDelivery", "Writer"]
+__all__ = [
+    "BackfillSinkError",
+    "Delivery",
+    "DirectDelivery",
+    "KafkaDelivery",
+    "Writer",
+    "topic_partitions",
+]
 
-HITS_PER_MESSAGE = 500  # one Kafka message stays well under the broker's 1 MB default
+INSERT_ROWS = 200_000  # hits per ClickHouse insert: large parts, few merges, bounded memory
+# ``optimize_on_insert=0``: ClickHouse would otherwise collapse duplicate keys inside each inserted
+# block (hits, first_opens, opens_by_minute), which doubled the cost of an insert when measured
+# (scripts/profile_backfill). Nothing depends on it: every reader already deduplicates (FINAL,
+# GROUP BY, uniqExact/min/max merges), exactly as it must for duplicates in separate inserts.
+# ``parallel_view_processing``: the three materialized views are filled concurrently.
+INSERT_SETTINGS: dict[str, Any] = {"optimize_on_insert": 0, "parallel_view_processing": 1}
 MANIFEST_EVERY = 2.0  # seconds: how long a finished object may wait for its manifest row
 
 
@@ -49,7 +62,8 @@ class Delivery(Protocol):
 
     name: str
 
-    def send(self, hits: Sequence[Hit]) -> None: ...
+    def send(self, payload: Any) -> None:
+        """Take one encoded batch (``encode``: Arrow rows or Kafka messages)."""
 
     def settle(self) -> None:
         """Return once everything sent so far is durable."""
@@ -73,47 +87,46 @@ def _retrying(what: str, target: str, fn: Callable[[], None], attempts: int = 5)
 
 
 class DirectDelivery:
-    """``--direct``: large column-oriented inserts into ``{database}.hits``."""
+    """``--direct``: Arrow record batches gathered into inserts of ``batch_size`` hits."""
 
     name = "clickhouse"
 
-    def __init__(self, client: Any, database: str, *, batch_size: int = 100_000) -> None:
+    def __init__(self, client: Any, database: str, *, batch_size: int = INSERT_ROWS) -> None:
         self.client = client
         self.database = database
         self.batch_size = batch_size
-        self._buffer: list[Hit] = []
+        self._batches: list[pa.RecordBatch] = []
+        self._rows = 0
 
-    def send(self, hits: Sequence[Hit]) -> None:
-        self._buffer.extend(hits)
-        if len(self._buffer) >= self.batch_size:
+    def send(self, payload: pa.RecordBatch) -> None:
+        self._batches.append(payload)
+        self._rows += payload.num_rows
+        if self._rows >= self.batch_size:
             self.settle()
 
     def settle(self) -> None:
-        if not self._buffer:
+        if not self._batches:
             return
-        batch, self._buffer = self._buffer, []
+        table = pa.Table.from_batches(self._batches)
+        self._batches, self._rows = [], 0
 
         def insert() -> None:
-            self.client.insert(
-                "hits",
-                hit_columns(batch),
-                column_names=list(HIT_COLUMNS),
-                database=self.database,
-                column_oriented=True,
+            self.client.insert_arrow(
+                "hits", table, database=self.database, settings=INSERT_SETTINGS
             )
 
-        _retrying(f"inserting {len(batch):,} hits", "clickhouse", insert)
+        _retrying(f"inserting {table.num_rows:,} hits", "clickhouse", insert)
 
     def close(self) -> None:
-        self._buffer.clear()
+        self._batches.clear()
 
 
 class KafkaDelivery:
     """Default mode: the hits topic the worker's ``store`` agent consumes (``processor.wire``).
 
-    Values are the JSON Faust's ``json`` serializer reads; the partition is chosen from the
-    subscriber id exactly as the real-time path does. The producer runs on a private event loop
-    owned by the writer thread.
+    Values (``encode.KafkaMessages``) are the JSON Faust's ``json`` serializer reads; the partition
+    is chosen from the subscriber id exactly as the real-time path does. The producer runs on a
+    private event loop owned by the writer thread.
     """
 
     name = "kafka"
@@ -150,13 +163,11 @@ class KafkaDelivery:
                 msg, target="kafka", hint="check OPENS_KAFKA_BROKERS, or use --direct"
             ) from None
 
-    def send(self, hits: Sequence[Hit]) -> None:
+    def send(self, payload: KafkaPayload) -> None:
         async def go() -> None:
-            for partition, group in hits_by_partition(hits, self.partitions).items():
-                for i in range(0, len(group), HITS_PER_MESSAGE):
-                    value = json.dumps(hits_message(group[i : i + HITS_PER_MESSAGE])).encode()
-                    fut = await self._producer.send(self.topic, value=value, partition=partition)
-                    self._pending.append(fut)
+            for partition, value in payload:
+                fut = await self._producer.send(self.topic, value=value, partition=partition)
+                self._pending.append(fut)
 
         self._loop.run_until_complete(go())
 
@@ -183,13 +194,35 @@ class KafkaDelivery:
             self._loop.close()
 
 
+def topic_partitions(brokers: str, topic: str, *, timeout: float = 10.0) -> int | None:
+    """How many partitions the broker has for ``topic`` (``None``: no such topic, or no answer).
+
+    The worker partitions by the broker's count, not the setting (topics made earlier win), so
+    the backfill must too: the same subscriber's hits meet on the same partition either way.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    async def go() -> int | None:
+        producer = AIOKafkaProducer(bootstrap_servers=brokers)
+        try:
+            await producer.start()
+            found = await asyncio.wait_for(producer.partitions_for(topic), timeout)
+            return len(found) if found else None
+        except Exception:
+            return None
+        finally:
+            await producer.stop()
+
+    return asyncio.run(go())
+
+
 _STOP = object()
 
 
 class Writer:
     """The writer thread: hits → ``delivery``; finished objects → manifest, after ``settle()``.
 
-    ``put_hits``/``finished`` block when the queue is full and re-raise a failure of the
+    ``put_payload``/``finished`` block when the queue is full and re-raise a failure of the
     thread in the caller. ``close()`` drains the queue, settles and writes the last rows.
     """
 
@@ -227,9 +260,8 @@ class Writer:
                 continue
             return
 
-    def put_hits(self, hits: list[Hit]) -> None:
-        if hits:
-            self._put(hits)
+    def put_payload(self, payload: Any) -> None:
+        self._put(payload)
 
     def finished(self, entry: ManifestEntry) -> None:
         self._put(entry)

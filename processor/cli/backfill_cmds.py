@@ -40,11 +40,9 @@ def backfill_cmd(
     ],
     since: Annotated[
         str | None,
-        typer.Option(help="only objects that may hold requests from: 2026-11-01T08:00Z, 24h, 7d"),
+        typer.Option(help="only requests from this time on: 2026-11-01T08:00Z, 24h, 7d"),
     ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="only objects that may hold requests before this time")
-    ] = None,
+    until: Annotated[str | None, typer.Option(help="only requests before this time")] = None,
     direct: Annotated[
         bool,
         typer.Option(
@@ -61,9 +59,15 @@ def backfill_cmd(
     Objects already in the manifest (same ETag) are skipped; hits already seen in real time are
     not counted again. Exit status 3 means some lines or objects were skipped (see the summary).
     """
+    from processor.backfill.encode import ArrowRows, Encoder, KafkaMessages
     from processor.backfill.progress import make_progress
     from processor.backfill.run import BackfillOptions, run_backfill
-    from processor.backfill.sinks import Delivery, DirectDelivery, KafkaDelivery
+    from processor.backfill.sinks import (
+        Delivery,
+        DirectDelivery,
+        KafkaDelivery,
+        topic_partitions,
+    )
     from processor.sinks.clickhouse.client import ClickHouseTarget, connect
     from processor.sinks.clickhouse.schema import apply_migrations
 
@@ -87,13 +91,16 @@ def backfill_cmd(
     client = connect(target)
     try:
         apply_migrations(client, target.database)
+        partitions = settings.topic_partitions
+        if not direct:
+            brokers, topic = settings.kafka_brokers, settings.topic_hits
+            partitions = topic_partitions(brokers, topic) or partitions
+        encode: Encoder = ArrowRows() if direct else KafkaMessages(partitions)
 
         def delivery() -> Delivery:
             if direct:
                 return DirectDelivery(client, target.database)
-            return KafkaDelivery(
-                settings.kafka_brokers, settings.topic_hits, settings.topic_partitions
-            )
+            return KafkaDelivery(settings.kafka_brokers, settings.topic_hits, partitions)
 
         summary = run_backfill(
             BackfillOptions(
@@ -107,6 +114,7 @@ def backfill_cmd(
             client=client,
             database=target.database,
             delivery=delivery,
+            encode=encode,
             s3_client=s3_client,
             progress=make_progress(),
         )

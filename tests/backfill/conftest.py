@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from processor.backfill.encode import Encoder
 from processor.backfill.run import BackfillOptions, BackfillSummary, run_backfill
 from processor.backfill.sinks import Delivery, DirectDelivery
 from processor.sinks.clickhouse.schema import apply_migrations
@@ -33,7 +34,8 @@ def run_direct(chdb_client: Any, backfill_db: str) -> RunFn:
         delivery: Callable[[], Delivery] | None = None,
         mode: str = "direct",
         page_size: int = 1000,
-        decode_process: bool = False,
+        decode_processes: int = 0,
+        encode: Encoder | None = None,
     ) -> BackfillSummary:
         return run_backfill(
             BackfillOptions(
@@ -43,8 +45,9 @@ def run_direct(chdb_client: Any, backfill_db: str) -> RunFn:
             client=chdb_client,
             database=backfill_db,
             delivery=delivery or (lambda: DirectDelivery(chdb_client, backfill_db)),
+            encode=encode,
             s3_client=s3_client,
-            decode_process=decode_process,
+            decode_processes=decode_processes,
         )
 
     return run

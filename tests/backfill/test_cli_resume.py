@@ -103,8 +103,9 @@ def test_kill_mid_run_then_resume_gives_the_exact_numbers(tmp_path: Path) -> Non
     cloudfront_files(reqs).write_to(logs)
     # The last object is a named pipe the test feeds: the run decodes the finished files, then
     # blocks in the middle of this one with part of its hits delivered — and is killed there.
-    # 3/4 of 40,000 lines hold more than one 20,000-hit batch, so the kill usually finds part of
-    # this object's hits already inserted (the numbers must be exact either way).
+    # 3/4 of 40,000 lines hold more than one 20,000-hit batch; batches handed to the writer
+    # before it settles to record the finished files are inserted with theirs, so the kill
+    # usually finds part of this object's hits already inserted (exact numbers either way).
     tail = make_requests(rnd, 40_000, hours=1, start_ms=reqs[0].req.ts_ms + 30 * 3_600_000)
     body = (standard_header() + "".join(standard_line(r.req) + "\n" for r in tail)).encode()
     fifo = logs / "zz" / "E2EXAMPLE7ABC.2025-11-26-00.pipe"

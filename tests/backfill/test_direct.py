@@ -4,21 +4,26 @@ and overlap with hits already ingested in real time."""
 from __future__ import annotations
 
 import gzip
+import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from processor.core.fields import DEFAULT_REALTIME_FIELDS
+from processor.core.fields import DEFAULT_REALTIME_FIELDS, STANDARD_FIELDS
 from processor.core.hit import Hit
 from processor.core.realtime import RealtimeDecoder
 from tests.backfill.conftest import RunFn, hit_rows, manifest
 from tests.backfill.logs import (
     CTX,
+    HOUR_MS,
     START_MS,
+    Request,
     cloudfront_files,
+    hour_name,
     make_requests,
     s3_access_files,
     truth_hits,
@@ -131,25 +136,45 @@ def _ids(client: Any, db: str) -> set[str]:
     return {r[0] for r in client.query(f"SELECT request_id FROM {db}.hits").result_rows}
 
 
-def test_date_filter_reads_key_names_with_an_hour_of_slack(
+def test_since_until_keeps_the_hits_inside_the_window_from_objects_with_slack(
     tmp_path: Path, run_direct: RunFn, chdb_client: Any, backfill_db: str
 ) -> None:
-    reqs = make_requests(random.Random(4), 2000, hours=6)
+    rnd = random.Random(4)
+    reqs = make_requests(rnd, 2000, hours=6)
     logs = cloudfront_files(reqs)
     logs.write_to(tmp_path)
+    # CloudFront names a file by the hour a request finished: a few requests of hours 2 and 3
+    # sit in files named for hours 1 and 4, which the hour of slack opens.
+    late = make_requests(rnd, 60, hours=1, start_ms=START_MS + 2 * HOUR_MS)
+    early = make_requests(rnd, 60, hours=1, start_ms=START_MS + 3 * HOUR_MS)
+    for reqs_in, hour in ((late, 1), (early, 4)):
+        body = standard_header() + "".join(standard_line(r.req) + "\n" for r in reqs_in)
+        name = f"E2EXAMPLE7ABC.{hour_name(START_MS + hour * HOUR_MS)}.straddle.gz"
+        (tmp_path / name).write_bytes(gzip.compress(body.encode(), mtime=0))
     base = datetime.fromtimestamp(START_MS / 1000, tz=UTC)
-    # Hours 2 and 3 asked for; hours 1 and 4 come along as slack; 0 and 5 stay out.
-    result = run_direct(
-        str(tmp_path), since=base + timedelta(hours=2), until=base + timedelta(hours=4)
-    )
-    hours = {(base + timedelta(hours=h)).strftime("%Y-%m-%d-%H") for h in (1, 2, 3, 4)}
-    picked = [name for name in logs.files if name.split(".")[1] in hours]
-    assert result.listed == len(picked) == 8
-    check(chdb_client, backfill_db, truth_hits(logs.requests(picked)))
-    # Widening the window later only adds the objects not done yet.
+    since, until = base + timedelta(hours=2), base + timedelta(hours=4)
+
+    result = run_direct(str(tmp_path), since=since, until=until)
+    # Objects of hours 1-4 are read; only the hits of hours 2 and 3 are kept.
+    slack_hours = {hour_name(START_MS + h * HOUR_MS) for h in (1, 4)}
+    slack = [name for name in logs.files if name.split(".")[1] in slack_hours]
+    assert result.listed == 8 + 2
+    inside = [
+        h
+        for h in truth_hits(reqs + late + early)
+        if START_MS + 2 * HOUR_MS <= h.ts_ms < START_MS + 4 * HOUR_MS
+    ]
+    assert result.hits == len(inside) > 0
+    assert result.outside_window == len(truth_hits(logs.requests(slack))) > 0
+    check(chdb_client, backfill_db, inside)
+
+    # The same window again: every object is finished for it.
+    again = run_direct(str(tmp_path), since=since, until=until)
+    assert (again.objects, again.skipped_done) == (0, 10)
+    # No window: the objects that left hits out are read again, with those of hours 0 and 5.
     rest = run_direct(str(tmp_path))
-    assert (rest.skipped_done, rest.objects) == (8, 4)
-    check(chdb_client, backfill_db, truth_hits(reqs))
+    assert (rest.skipped_done, rest.objects) == (6, 8)
+    check(chdb_client, backfill_db, truth_hits(reqs + late + early))
 
 
 def test_backfill_after_real_time_changes_nothing(
@@ -183,15 +208,67 @@ def test_backfill_after_real_time_changes_nothing(
     assert summary(chdb_client, backfill_db) == before
 
 
-def test_decoding_in_a_child_process_gives_the_same_numbers(
+def test_decoding_in_child_processes_gives_the_same_numbers(
     tmp_path: Path, run_direct: RunFn, chdb_client: Any, backfill_db: str
 ) -> None:
     reqs = make_requests(random.Random(6), 1500)
     logs = cloudfront_files(reqs, bad_every=100)
     logs.write_to(tmp_path)
     (tmp_path / "mystery.bin").write_bytes(b"\x00\x01 not a log\n")
-    result = run_direct(str(tmp_path), decode_process=True)
+    result = run_direct(str(tmp_path), decode_processes=2)
     assert (result.objects, result.hits) == (len(logs.files) + 1, len(truth_hits(reqs)))
     assert result.failures["unknown_layout"] == 1 and result.failures["field_count"] > 0
     check(chdb_client, backfill_db, truth_hits(reqs))
     assert len(manifest(chdb_client, backfill_db)) == len(logs.files) + 1
+
+
+def _v2_json_line(r: Request) -> str:
+    """A standard logging v2 JSON record: every value a string, milliseconds and a country."""
+    record = dict(zip(STANDARD_FIELDS, standard_line(r.req).split("\t"), strict=True))
+    record["timestamp(ms)"] = str(r.req.ts_ms)
+    record["c-country"] = "DE"
+    return json.dumps(record)
+
+
+def test_standard_logging_v2_objects(
+    tmp_path: Path, run_direct: RunFn, chdb_client: Any, backfill_db: str
+) -> None:
+    rnd = random.Random(7)
+    as_json = with_ms(make_requests(rnd, 600, hours=2), rnd)
+    as_w3c = with_ms(make_requests(rnd, 600, hours=2, start_ms=START_MS + 2 * HOUR_MS), rnd)
+    dist = "E2EXAMPLE7ABC"
+    # v2 delivers under AWSLogs/{account}/CloudFront/ with partition folders, plain or Hive-style.
+    for r in as_json:
+        t = time.gmtime(r.req.ts_ms // 1000)
+        folder = time.strftime(f"AWSLogs/123456789012/CloudFront/{dist}/%Y/%m/%d/%H", t)
+        name = f"{folder}/{dist}.{hour_name(r.req.ts_ms)}.1a2b3c4d.gz"
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "at") as fh:
+            fh.write(_v2_json_line(r) + "\n")
+    fields = [*STANDARD_FIELDS, "timestamp(ms)", "c-country"]
+    for hour in (2, 3):
+        ms = START_MS + hour * HOUR_MS
+        t = time.gmtime(ms // 1000)
+        folder = time.strftime("v2/year=%Y/month=%m/day=%d/hour=%H", t)
+        rows = [
+            "\t".join([standard_line(r.req), str(r.req.ts_ms), "DE"])
+            for r in as_w3c
+            if hour_name(r.req.ts_ms) == hour_name(ms)
+        ]
+        body = "#Fields: " + " ".join(fields) + "\n" + "\n".join(rows) + "\n"
+        path = tmp_path / folder / f"{dist}.{hour_name(ms)}.5e6f7a8b.gz"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(gzip.compress(body.encode(), mtime=0))
+
+    result = run_direct(str(tmp_path))
+    assert result.clean and result.objects == 4
+    check(chdb_client, backfill_db, truth_hits(as_json + as_w3c))
+    countries = chdb_client.query(
+        f"SELECT DISTINCT country FROM {backfill_db}.hits FINAL"
+    ).result_rows
+    assert countries == [("DE",)]
+    # The date filter reads the v2 names too: hour 0 only (with its slack, hour 1's objects).
+    base = datetime.fromtimestamp(START_MS / 1000, tz=UTC)
+    again = run_direct(str(tmp_path), since=base, until=base + timedelta(hours=1), force=True)
+    assert again.listed == 2

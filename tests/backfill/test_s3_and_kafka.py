@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from processor.backfill.encode import KafkaMessages
 from processor.backfill.sinks import KafkaDelivery
 from processor.core.hit import Hit
 from processor.devstack.stack import LocalStack
@@ -111,7 +112,8 @@ def test_kafka_mode_publishes_what_the_worker_stores(
     def delivery() -> KafkaDelivery:
         return KafkaDelivery(brokers, topic, PARTITIONS)
 
-    first = run_direct(str(tmp_path), delivery=delivery, mode="kafka")
+    encode = KafkaMessages(PARTITIONS)
+    first = run_direct(str(tmp_path), delivery=delivery, encode=encode, mode="kafka")
     assert first.clean and first.hits == len(truth_hits(reqs))
     messages = _consume(brokers, topic)
     hits: list[Hit] = []
@@ -125,7 +127,7 @@ def test_kafka_mode_publishes_what_the_worker_stores(
     write(chdb_client, backfill_db, hits)
     check(chdb_client, backfill_db, truth_hits(reqs))
     # Recorded as finished: a re-run publishes nothing.
-    again = run_direct(str(tmp_path), delivery=delivery, mode="kafka")
+    again = run_direct(str(tmp_path), delivery=delivery, encode=encode, mode="kafka")
     assert again.objects == 0
     assert len(_consume(brokers, topic)) == len(messages)
     modes = chdb_client.query(f"SELECT DISTINCT mode FROM {backfill_db}.backfill_manifest")

@@ -87,6 +87,7 @@ _MV = re.compile(
     r"(?P<select>.*)$",
     re.S,
 )
+_ALTER = re.compile(r"^ALTER TABLE (?P<db>`\w+`)\.(?P<name>\w+)\s+(?P<rest>.*)$", re.S)
 # Rows of one subscriber stay on one shard, so per-shard first opens and request-id sets are
 # complete and merging shards never counts a request twice.
 _SHARDING_KEY = {"hits": "cityHash64(cid, sid)", "first_opens": "cityHash64(cid, sid)"}
@@ -130,6 +131,10 @@ def render_cluster(database: str, cluster: str) -> list[str]:
                     f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{m['name']} {on} "
                     f"TO {db}.{m['to']}_local AS{select}"
                 )
+            elif a := _ALTER.match(stmt):
+                # The local tables hold the columns; the Distributed table mirrors them.
+                for table in (f"{a['name']}_local", a["name"]):
+                    out.append(f"ALTER TABLE {db}.{table} {on} {a['rest']}")
             elif stmt.startswith("CREATE OR REPLACE VIEW"):
                 out.append(re.sub(r"^(CREATE OR REPLACE VIEW `\w+`\.\w+)", rf"\1 {on}", stmt))
             else:  # pragma: no cover - a new kind of statement must be taught here
