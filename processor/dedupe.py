@@ -4,12 +4,18 @@ State is kept per subscriber id because the hits topic is partitioned by subscri
 worker sees all of a subscriber's hits and the state never needs a cross-partition lookup. For
 each subscriber it holds
 
-- ``seen``: request id → event time of every hit admitted within the horizon (≥ 48 h, so a
-  standard log that arrives a day after the real-time record is still recognised), and
+- ``seen``: every (request id, event time) admitted within the horizon (≥ 48 h, so a standard
+  log that arrives a day after the real-time record is still recognised), and
 - ``first``: campaign → event time of the earliest open admitted for that campaign.
 
 The horizon is measured in *event time* from the newest hit of that subscriber, never in
 processing time, so a replay of old data behaves exactly as the first pass did.
+
+A duplicate is the same request with the same event time: a Kinesis redelivery, a replay, a
+re-run backfill. The same request seen by both paths can carry two times (the standard log
+keeps whole seconds, the real-time log milliseconds); both copies go on to ClickHouse, whose
+rows are keyed by request id and whose first/last-open states take the min/max over every
+copy, so the numbers never depend on which path arrived first.
 
 This layer is an early filter, not the counting guarantee: ClickHouse keys every row by request
 id and keeps aggregates as set states, so anything that slips through here (a duplicate older
@@ -30,7 +36,7 @@ HOUR_MS = 3_600_000
 
 @dataclass
 class SubscriberState:
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)  # seen_key(hit) → event time
     first: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -43,12 +49,17 @@ class SubscriberState:
         return cls(dict(value.get("s") or {}), dict(value.get("f") or {}))
 
     def prune(self, horizon_ms: int) -> None:
-        """Forget request ids older than the horizon before the newest one seen."""
+        """Forget requests older than the horizon before the newest one seen."""
         if not self.seen:
             return
         cutoff = max(self.seen.values()) - horizon_ms
         if min(self.seen.values()) < cutoff:
-            self.seen = {rid: ts for rid, ts in self.seen.items() if ts >= cutoff}
+            self.seen = {k: ts for k, ts in self.seen.items() if ts >= cutoff}
+
+
+def seen_key(hit: Hit) -> str:
+    """One key per (request id, event time): digits then ``:``, so it is never ambiguous."""
+    return f"{hit.ts_ms}:{hit.request_id}"
 
 
 @dataclass(frozen=True)
@@ -110,10 +121,11 @@ def admit(
             st = states[sid] = (
                 SubscriberState(dict(prior.seen), dict(prior.first)) if prior else SubscriberState()
             )
-        if hit.request_id in st.seen:
+        key = seen_key(hit)
+        if key in st.seen:
             out.duplicates += 1
             continue
-        st.seen[hit.request_id] = hit.ts_ms
+        st.seen[key] = hit.ts_ms
         out.fresh.append(hit)
         if hit.is_open and hit.cid:
             known = st.first.get(hit.cid)

@@ -85,11 +85,11 @@ def test_each_request_once_and_first_open_is_the_earliest(
 
 
 def test_the_input_state_is_not_modified_until_the_caller_stores_it() -> None:
-    store = {"s1": SubscriberState({"r0": BASE}, {"c0": BASE})}
+    store = {"s1": SubscriberState({f"{BASE}:r0": BASE}, {"c0": BASE})}
     out = admit([make_hit(1, request_id="r1", sid="s1", cid="c0", ts_ms=BASE - 5)], store, 48)
-    assert store["s1"].seen == {"r0": BASE}
+    assert store["s1"].seen == {f"{BASE}:r0": BASE}
     assert store["s1"].first == {"c0": BASE}
-    assert out.states["s1"].seen == {"r0": BASE, "r1": BASE - 5}
+    assert out.states["s1"].seen == {f"{BASE}:r0": BASE, f"{BASE - 5}:r1": BASE - 5}
     # An earlier open for a known (campaign, subscriber) is announced again, as a correction.
     assert [(f.cid, f.sid, f.ts_ms) for f in out.first_opens] == [("c0", "s1", BASE - 5)]
 
@@ -101,10 +101,31 @@ def test_request_ids_older_than_the_horizon_are_forgotten_in_event_time() -> Non
     _, dups, _, store = run([[old], [late], [old]])
     assert dups == 1  # 47 h apart: still recognised (standard logs arrive up to a day late)
     _, dups, _, store = run([[old], [newer], [old]])
-    assert "old" not in store["s"].seen and dups == 0  # beyond 48 h: forgotten, written again
+    assert f"{BASE}:old" not in store["s"].seen and dups == 0  # past 48 h: forgotten, rewritten
 
 
 def test_state_round_trips_through_json() -> None:
     st_ = SubscriberState({"a": 1, "b": 2}, {"c": 3})
     assert SubscriberState.from_json(st_.to_json()) == st_
     assert SubscriberState.from_json(None) == SubscriberState()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 999)), min_size=1, max_size=40))
+def test_two_paths_with_different_precision_reach_the_same_numbers_in_any_order(
+    specs: list[tuple[int, int]],
+) -> None:
+    """The standard log keeps whole seconds, the real-time log milliseconds: both copies of a
+    request go on, so the earliest time (what ClickHouse's min state keeps) is the same
+    whichever path came first, and each copy is written once however often it repeats."""
+    realtime = [
+        make_hit(rid, request_id=f"r{rid}", sid="s", cid="c", ts_ms=BASE + rid * 1000 + ms)
+        for rid, ms in specs
+    ]
+    standard = [h.__class__(**{**h.to_wire(), "ts_ms": h.ts_ms - h.ts_ms % 1000}) for h in realtime]
+    for order in (realtime + standard + realtime, standard + realtime + standard):
+        fresh, _, firsts, _ = run([order])
+        assert sorted((h.request_id, h.ts_ms) for h in fresh) == sorted(
+            {(h.request_id, h.ts_ms) for h in realtime + standard}
+        )
+        assert firsts == {("c", "s"): min(h.ts_ms for h in standard)}
