@@ -29,6 +29,7 @@ from processor.backfill.encode import KafkaPayload
 from processor.backfill.manifest import ManifestEntry, insert_entries
 from processor.backoff import backoff_delay
 from processor.errors import OpensError
+from processor.sinks.clickhouse.sink import INSERT_SETTINGS
 
 __all__ = [
     "BackfillSinkError",
@@ -40,12 +41,6 @@ __all__ = [
 ]
 
 INSERT_ROWS = 200_000  # hits per ClickHouse insert: large parts, few merges, bounded memory
-# ``optimize_on_insert=0``: ClickHouse would otherwise collapse duplicate keys inside each inserted
-# block (hits, first_opens, opens_by_minute), which doubled the cost of an insert when measured
-# (scripts/profile_backfill). Nothing depends on it: every reader already deduplicates (FINAL,
-# GROUP BY, uniqExact/min/max merges), exactly as it must for duplicates in separate inserts.
-# ``parallel_view_processing``: the three materialized views are filled concurrently.
-INSERT_SETTINGS: dict[str, Any] = {"optimize_on_insert": 0, "parallel_view_processing": 1}
 MANIFEST_EVERY = 2.0  # seconds: how long a finished object may wait for its manifest row
 
 
