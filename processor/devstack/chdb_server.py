@@ -189,7 +189,9 @@ class Engine:
         import chdb
 
         path.mkdir(parents=True, exist_ok=True)
-        self.conn = chdb.connect(str(path))
+        # Typed in some chdb 4.4 builds, untyped in others: call it through Any either way.
+        connect: Any = chdb.connect
+        self.conn = connect(str(path))
         self.tmp = path / "http-inserts"
         self.tmp.mkdir(exist_ok=True)
         self.database = "default"
