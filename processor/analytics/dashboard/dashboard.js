@@ -127,11 +127,13 @@ async function renderHeatmap() {
 }
 
 function bars(el, rows, label) {
-  const max = Math.max(1, ...rows.map((r) => Number(r.opens)));
+  // One scale for both bars: a row's unique openers can outnumber its opens (a subscriber is
+  // attributed to the country/client of the first open, which may lack a country).
+  const max = Math.max(1, ...rows.flatMap((r) => [Number(r.opens), Number(r.unique_opens)]));
   el.innerHTML = rows.length ? rows.map((r) => `<div class="row"><span>${esc(label(r))}</span>
     <div><div class="bar" style="width:${(100 * Number(r.opens)) / max}%"></div>
     <div class="bar u" style="width:${(100 * Number(r.unique_opens)) / max}%;height:6px;margin-top:2px"></div></div>
-    <span class="n">${fmt(r.opens)}</span></div>`).join("") + '<div class="legend"><span><b style="background:#2f6fed"></b>opens</span><span><b style="background:#12a37a"></b>unique (first open)</span></div>'
+    <span class="n" title="${fmt(r.unique_opens)} unique (first open)">${fmt(r.opens)}</span></div>`).join("") + '<div class="legend"><span><b style="background:#2f6fed"></b>opens</span><span><b style="background:#12a37a"></b>unique (first open)</span></div>'
     : '<p class="muted">no opens yet</p>';
 }
 
