@@ -14,7 +14,7 @@ import logging
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust import streams as faust_streams
@@ -33,6 +33,7 @@ from processor.sinks.clickhouse.schema import apply_migrations
 from processor.sinks.clickhouse.sink import ClickHouseSink
 from processor.sources.checkpoints import KafkaCheckpoints, shard_partition
 from processor.sources.kinesis import KinesisSource, SourceRecord, kinesis_client
+from processor.table_writes import write_table
 from processor.wire import (
     first_opens_message,
     hits_by_partition,
@@ -317,9 +318,12 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
             # Awaited here: state, first opens and offsets move only after ClickHouse has the hits.
             await sink.write(out.fresh)
 
-            for sid, state in out.states.items():
-                as_current_event(owner[sid])
-                subscribers[sid] = state.to_json()
+            await write_table(
+                subscribers,
+                cast(Any, app.producer)._ensure_producer(),  # the aiokafka one, flushed on commit
+                ((owner[sid], sid, state.to_json()) for sid, state in out.states.items()),
+                as_current_event,
+            )
 
             # One message per subscriber partition (like the hits topic): a keyed message per
             # first open cost more than everything else in the agent put together.
