@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
+from botocore.config import Config
 from botocore.stub import Stubber
 
 from processor.demo import ensure_stream
@@ -167,7 +168,13 @@ def test_throttled_shards_back_off_and_lose_nothing(stack: LocalStack) -> None:
         )
     proxy = ThrottlingKinesisProxy(stack.moto.endpoint, throttle=0.5, seed=3).start()
     try:
-        throttled_client = boto3.client("kinesis", endpoint_url=proxy.endpoint)
+        # botocore would retry a throttled call itself first; with that off, every throttled
+        # answer reaches the source's own back-off, and each must show in the counter.
+        throttled_client = boto3.client(
+            "kinesis",
+            endpoint_url=proxy.endpoint,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
         got: list[SourceRecord] = []
 
         async def forward(shard: str, records: list[SourceRecord]) -> None:
@@ -193,4 +200,5 @@ def test_throttled_shards_back_off_and_lose_nothing(stack: LocalStack) -> None:
     assert len({(r.shard, r.seq) for r in got}) == len(got)  # nothing read twice
     assert proxy.throttled >= 3
     exposition = metrics.exposition().decode()
-    assert 'opens_kinesis_errors_total{code="ProvisionedThroughputExceededException"}' in exposition
+    series = 'opens_kinesis_errors_total{code="ProvisionedThroughputExceededException"}'
+    assert f"{series} {float(proxy.throttled)}" in exposition
