@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from processor.analytics.query_server import ClientBackend, serve
+from processor.devstack.process import free_port
 from processor.devstack.stack import LocalStack
 from processor.settings import Settings, load_settings
 from processor.sinks.clickhouse.schema import apply_migrations
@@ -28,11 +28,7 @@ from tests.factories import generate, write
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port", "query_chdb_in_subprocess", "unique"]
 
 
 def unique(prefix: str) -> str:

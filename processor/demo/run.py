@@ -31,7 +31,7 @@ from infra.settings import InfraSettings, load_infra_settings
 from processor.analytics.report import campaign_report
 from processor.cli.output import console, err_console, is_terminal
 from processor.demo.check import Counts, Mismatch, compare, counts, overcounted
-from processor.devstack.process import port_is_free
+from processor.devstack.process import free_port, port_is_free
 from processor.devstack.stack import LocalStack
 from processor.devstack.worker_process import WorkerProcess
 from processor.edge.server import EdgeThread
@@ -73,13 +73,7 @@ class Outcome:
 
 def _free(host: str, port: int) -> int:
     """``port`` if free, else any free port (a developer may run a worker already)."""
-    if port_is_free(host, port):
-        return port
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return port if port_is_free(host, port) else free_port(host)
 
 
 @contextmanager

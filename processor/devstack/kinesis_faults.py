@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import threading
 from dataclasses import dataclass, field
 
 from aiohttp import ClientSession, ClientTimeout, web
+
+from processor.devstack.process import free_port
 
 THROTTLED_BODY = json.dumps(
     {
@@ -90,9 +91,7 @@ class ThrottlingKinesisProxy:
 
     def start(self) -> ThrottlingKinesisProxy:
         if self.port == 0:
-            with socket.socket() as probe:  # let the OS pick a free loopback port
-                probe.bind((self.host, 0))
-                self.port = probe.getsockname()[1]
+            self.port = free_port(self.host)
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()

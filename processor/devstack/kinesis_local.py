@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from processor.devstack.process import ManagedProcess, port_is_free
+from processor.devstack.process import ManagedProcess, free_port, port_is_free
 from processor.errors import StackError
 
 COMPONENT = "kinesis-local"
@@ -89,12 +88,6 @@ def ensure_package(cache_dir: Path, version: str = VERSION) -> Path:
     return home
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class KinesisLocal:
     """One emulator on ``port`` (plain HTTP) and ``tls_port``; state files live in ``home``."""
@@ -106,10 +99,10 @@ class KinesisLocal:
 
     @classmethod
     def on_free_ports(cls, home: Path, cache_dir: Path) -> KinesisLocal:
-        port = _free_port()
-        tls_port = _free_port()
+        port = free_port(HOST)
+        tls_port = free_port(HOST)
         while tls_port == port:
-            tls_port = _free_port()
+            tls_port = free_port(HOST)
         return cls(home, cache_dir, port, tls_port)
 
     @property

@@ -16,6 +16,13 @@ from pathlib import Path
 from processor.errors import StackError
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free on ``host`` now (for private stacks, tests and drills)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -95,7 +95,6 @@ def test_cli_progress_json_exit_status_and_rerun(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "Traceback" not in err and "no such file" in err
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_kill_mid_run_then_resume_gives_the_exact_numbers(tmp_path: Path) -> None:
     rnd = random.Random(22)
     reqs = make_requests(rnd, 3000)
