@@ -27,6 +27,8 @@ from processor.core.outcome import Failure
 from processor.core.realtime import RealtimeDecoder
 from processor.dedupe import FirstOpen, SubscriberState, admit
 from processor.metrics import Metrics
+from processor.offset_guard import OffsetGuard
+from processor.offsets import OFFSET_KEY, subscriber_key
 from processor.settings import Settings
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
@@ -43,7 +45,7 @@ from processor.wire import (
 
 log = logging.getLogger(__name__)
 
-RECORDS_PER_MESSAGE = 500  # keeps one Kafka message well under the 1 MB default
+HITS_PER_MESSAGE = 500  # keeps one Kafka message well under the 1 MB default
 
 
 class ReaderControl:
@@ -189,7 +191,6 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
             internal=True,
         )
 
-    raw_topic = topic(settings.topic_raw)
     hits_topic = topic(settings.topic_hits, hits_n)
     dead_topic = topic(f"{settings.topic_hits}-dead-letters")
 
@@ -216,8 +217,13 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
                 return
 
     async def send_hits(hits: list[Hit]) -> None:
+        """Hits to their subscriber partitions, returning once the broker acknowledged all."""
+        pending = []
         for partition, group in hits_by_partition(hits, partitions_of(hits_topic)).items():
-            await hits_topic.send(value=hits_message(group), partition=partition)
+            for i in range(0, len(group), HITS_PER_MESSAGE):
+                chunk = hits_message(group[i : i + HITS_PER_MESSAGE])
+                pending.append(await hits_topic.send(value=chunk, partition=partition))
+        await asyncio.gather(*pending)
 
     async def dead_letter(stage: str, reason: str, **value: Any) -> None:
         pipe.metrics.dead_letters.labels(stage, reason).inc()
@@ -235,30 +241,25 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
             return exc
 
     async def forward(shard: str, records: list[SourceRecord]) -> None:
-        """Send to Kafka and wait for the broker's acks before the caller checkpoints."""
-        pending = []
-        for i in range(0, len(records), RECORDS_PER_MESSAGE):
-            chunk = records[i : i + RECORDS_PER_MESSAGE]
-            value = {"shard": shard, "records": [r.to_wire() for r in chunk]}
-            pending.append(await raw_topic.send(key=shard, value=value))
-        await asyncio.gather(*pending)
+        """Decode, then send hits and dead letters to Kafka; returns once the broker acknowledged
+        everything, so the caller may checkpoint (a crash re-reads, never skips).
 
-    @app.agent(raw_topic)
-    async def decode(stream: Any) -> None:
-        async for message in stream:
-            records = [SourceRecord.from_wire(r) for r in message["records"]]
-            hits, bad = decode_records(decoder, records, pipe.metrics)
-            for rec, failure in bad:
-                await dead_letter(
-                    "decode",
-                    failure.reason,
-                    key=rec.shard,
-                    field=failure.field,
-                    detail=failure.detail,
-                    source="realtime",
-                    position={"shard": rec.shard, "seq": rec.seq, "sub": rec.sub},
-                    raw=SourceRecord.to_wire(rec)["data"],
-                )
+        Decoding here, in the reader, puts the decoded hits straight on the subscriber-keyed
+        topic (DESIGN §1): one Kafka hop, so one consumer whose offsets can go wrong, not two.
+        """
+        hits, bad = decode_records(decoder, records, pipe.metrics)
+        for rec, failure in bad:
+            await dead_letter(
+                "decode",
+                failure.reason,
+                key=rec.shard,
+                field=failure.field,
+                detail=failure.detail,
+                source="realtime",
+                position={"shard": rec.shard, "seq": rec.seq, "sub": rec.sub},
+                raw=SourceRecord.to_wire(rec)["data"],
+            )
+        if hits:
             await until_done(settings.topic_hits, functools.partial(send_hits, hits))
 
     first_opens_topic = app.topic(
@@ -275,73 +276,100 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         help="dedupe + first-open state per subscriber id (see processor.dedupe)",
     )
 
+    guard = OffsetGuard(app, subscribers, settings.topic_hits, pipe.metrics, as_current_event)
+
+    @app.timer(interval=max(2.0, settings.sink_flush_seconds))
+    async def seek_back_idle_partitions() -> None:
+        """A skipped message at the very end of a partition is revealed by no later message;
+        look for it once the partition has been quiet for a while (processor.offset_guard)."""
+        if not pipe.consuming:
+            return
+        try:
+            await guard.check_idle(idle_seconds=max(5.0, 3 * settings.sink_flush_seconds))
+        except Exception as exc:  # Kafka unreachable: the next tick tries again
+            log.warning("idle hits partitions not checked: %r", exc)
+
+    async def handle(batch: Sequence[Any]) -> None:
+        events, ends = await guard.in_order(batch)
+        owner: dict[str, Any] = {}  # subscriber id → the event (partition) it came in
+        hits: list[Hit] = []
+        for event in events:
+            got = read_hits(event.value)
+            if isinstance(got, Exception):
+                # Not a hits batch we can read (another version, a stray producer): keep it
+                # as a dead letter instead of crashing the agent.
+                pipe.metrics.records.labels("kafka", "bad:hits_message").inc()
+                log.warning("unreadable message on %s: %s", settings.topic_hits, got)
+                await dead_letter(
+                    "store",
+                    "hits_message",
+                    detail=str(got),
+                    raw=json.dumps(event.value, default=str)[:100_000],
+                )
+                continue
+            for h in got:
+                owner.setdefault(h.sid or "", event)
+            hits.extend(got)
+
+        # Table reads and writes go through the event the key arrived in: it names the
+        # partition (RocksDB keeps one database per partition, the changelog follows it).
+        state_of: dict[str, SubscriberState] = {}
+        for sid, event in owner.items():
+            as_current_event(event)
+            state_of[sid] = SubscriberState.from_json(subscribers.get(subscriber_key(sid)))
+        out = admit(hits, state_of, settings.dedupe_horizon_hours)
+
+        # Awaited here: state, offsets and first opens move only after ClickHouse has the hits.
+        await sink.write(out.fresh)
+
+        records: list[tuple[Any, str, Any]] = [
+            (owner[sid], subscriber_key(sid), state.to_json()) for sid, state in out.states.items()
+        ]
+        records += [(ev, OFFSET_KEY, {"next": nxt}) for ev, nxt in ends.values()]
+        await write_table(
+            subscribers,
+            cast(Any, app.producer)._ensure_producer(),  # the aiokafka one, flushed on commit
+            records,
+            as_current_event,
+        )
+
+        # One message per subscriber partition (like the hits topic): a keyed message per
+        # first open cost more than everything else in the agent put together.
+        n = partitions_of(first_opens_topic)
+        groups: dict[int, list[FirstOpen]] = {}
+        for f in out.first_opens:
+            groups.setdefault(owner[f.sid].message.partition % n, []).append(f)
+
+        async def publish(groups: dict[int, list[FirstOpen]] = groups) -> None:
+            sent = [
+                await first_opens_topic.send(value=first_opens_message(g), partition=p)
+                for p, g in groups.items()
+            ]
+            await asyncio.gather(*sent)  # acked before the offsets of these events commit
+
+        await until_done(settings.topic_first_opens, publish)
+        pipe.metrics.duplicates.inc(out.duplicates)
+        pipe.metrics.first_opens.inc(len(out.first_opens))
+
     @app.agent(hits_topic)
     async def store(stream: Any) -> None:
         """Dedupe → first opens → ClickHouse, a batch of hits messages at a time.
 
         Order matters for exactness: the fresh hits are written to ClickHouse first, and only
-        after its ack is the subscriber state stored (and the first opens published). A crash in
-        between replays the batch against the old state, so stored state never claims a hit that
-        ClickHouse lacks, and the replayed writes are idempotent there (DESIGN §1).
+        after its ack are the subscriber states and each partition's next offset stored (and the
+        first opens published). A crash in between replays the batch against the old state, so
+        stored state never claims a hit that ClickHouse lacks, and the replayed writes are
+        idempotent there (DESIGN §1). Which messages a batch may process at all is decided by
+        our own stored offsets, not by Faust's commits (processor.offsets).
         """
         # Each message holds many hits: take a bounded number of messages per insert.
         messages = max(1, settings.sink_batch_size // 100)
-        async for events in stream.take_events(messages, within=settings.sink_flush_seconds):
-            owner: dict[str, Any] = {}  # subscriber id → the event (partition) it came in
-            hits: list[Hit] = []
-            for event in events:
-                got = read_hits(event.value)
-                if isinstance(got, Exception):
-                    # Not a hits batch we can read (another version, a stray producer): keep it
-                    # as a dead letter instead of crashing the agent.
-                    pipe.metrics.records.labels("kafka", "bad:hits_message").inc()
-                    log.warning("unreadable message on %s: %s", settings.topic_hits, got)
-                    await dead_letter(
-                        "store",
-                        "hits_message",
-                        detail=str(got),
-                        raw=json.dumps(event.value, default=str)[:100_000],
-                    )
-                    continue
-                for h in got:
-                    owner.setdefault(h.sid or "", event)
-                hits.extend(got)
-
-            # Table reads and writes go through the event the key arrived in: it names the
-            # partition (RocksDB keeps one database per partition, the changelog follows it).
-            state_of: dict[str, SubscriberState] = {}
-            for sid, event in owner.items():
-                as_current_event(event)
-                state_of[sid] = SubscriberState.from_json(subscribers.get(sid))
-            out = admit(hits, state_of, settings.dedupe_horizon_hours)
-
-            # Awaited here: state, first opens and offsets move only after ClickHouse has the hits.
-            await sink.write(out.fresh)
-
-            await write_table(
-                subscribers,
-                cast(Any, app.producer)._ensure_producer(),  # the aiokafka one, flushed on commit
-                ((owner[sid], sid, state.to_json()) for sid, state in out.states.items()),
-                as_current_event,
-            )
-
-            # One message per subscriber partition (like the hits topic): a keyed message per
-            # first open cost more than everything else in the agent put together.
-            n = partitions_of(first_opens_topic)
-            groups: dict[int, list[FirstOpen]] = {}
-            for f in out.first_opens:
-                groups.setdefault(owner[f.sid].message.partition % n, []).append(f)
-
-            async def publish(groups: dict[int, list[FirstOpen]] = groups) -> None:
-                sent = [
-                    await first_opens_topic.send(value=first_opens_message(g), partition=p)
-                    for p, g in groups.items()
-                ]
-                await asyncio.gather(*sent)  # acked before the offsets of these events commit
-
-            await until_done(settings.topic_first_opens, publish)
-            pipe.metrics.duplicates.inc(out.duplicates)
-            pipe.metrics.first_opens.inc(len(out.first_opens))
+        async for batch in stream.take_events(messages, within=settings.sink_flush_seconds):
+            guard.busy = True
+            try:
+                await handle(batch)
+            finally:
+                guard.busy = False
 
     # --- Kinesis shards: owned through Kafka's group assignment, checkpointed in Kafka ---
     shards_topic = app.topic(
@@ -389,6 +417,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     async def _stop_readers(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         pipe.consuming = False
         pipe.metrics.owned_partitions.set(0)
+        guard.forget()
         await readers.stop()
 
     @app.on_partitions_assigned.connect

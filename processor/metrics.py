@@ -92,6 +92,23 @@ class Metrics:
             "First opens per (campaign, subscriber) published (corrections included)",
             registry=r,
         )
+        self.replayed = Counter(
+            "opens_hits_messages_replayed",
+            "Hits-topic messages delivered again at offsets this worker had already processed",
+            registry=r,
+        )
+        self.rewinds = Counter(
+            "opens_hits_rewinds",
+            "Seeks back to a hits-topic offset that Kafka consumption skipped, by partition",
+            ["partition"],
+            registry=r,
+        )
+        self.offset_holes = Counter(
+            "opens_hits_offset_holes",
+            "Hits-topic offsets given up on (deleted by retention, or never filled), by reason",
+            ["reason"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "opens_dead_letters",
             "Records sent to the dead-letter topic, by stage and reason",

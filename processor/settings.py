@@ -65,7 +65,6 @@ class Settings(BaseSettings):
     query_port: int = Field(8124, ge=1, le=65535)
 
     # --- Kafka topics ---
-    topic_raw: str = "opens-realtime-raw"
     topic_hits: str = "opens-hits"
     topic_shards: str = Field("opens-kinesis-shards", description="checkpoints + shard ownership")
     topic_first_opens: str = Field(

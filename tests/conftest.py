@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 
 from processor.analytics.query_server import ClientBackend, serve
+from processor.devstack.chdb_server import ChdbServer
 from processor.devstack.process import free_port
 from processor.devstack.stack import LocalStack
+from processor.devstack.worker_process import WorkerProcess
 from processor.settings import Settings, load_settings
 from processor.sinks.clickhouse.schema import apply_migrations
 from tests.factories import generate, write
@@ -136,3 +138,23 @@ def endpoint(chdb_client: Any, ch_database: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+
+
+@pytest.fixture
+def chdb_server(tmp_path: Path) -> Iterator[ChdbServer]:
+    srv = ChdbServer(tmp_path / "chdb-home", tmp_path / "chdb-data", "127.0.0.1", free_port())
+    srv.start()
+    try:
+        srv.wait_healthy(60)
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def worker_proc() -> Iterator[list[WorkerProcess]]:
+    """Workers a test starts; each is stopped (SIGTERM, then SIGKILL) by PID at the end."""
+    started: list[WorkerProcess] = []
+    yield started
+    for w in started:
+        w.stop()

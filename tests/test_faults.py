@@ -128,26 +128,6 @@ def wait_metric(worker: WorkerProcess, prefix: str, at_least: float, timeout: fl
     pytest.fail(f"{prefix} reached {value:g}, not {at_least:g}; see {worker.log_file}")
 
 
-@pytest.fixture
-def chdb_server(tmp_path: Path) -> Iterator[ChdbServer]:
-    srv = ChdbServer(tmp_path / "chdb-home", tmp_path / "chdb-data", "127.0.0.1", free_port())
-    srv.start()
-    try:
-        srv.wait_healthy(60)
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def worker_proc() -> Iterator[list[WorkerProcess]]:
-    """Workers a test starts; each is stopped (SIGTERM, then SIGKILL) by PID at the end."""
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        w.stop()
-
-
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_clickhouse_unreachable_then_back(
     stack: LocalStack,

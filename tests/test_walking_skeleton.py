@@ -59,7 +59,6 @@ def test_record_lands_in_clickhouse_once(stack: LocalStack, tmp_path: Path) -> N
         "OPENS_KINESIS_STREAM": stream,
         "OPENS_WEB_PORT": str(free_port()),
         "OPENS_APP_ID": unique("app"),
-        "OPENS_TOPIC_RAW": unique("raw"),
         "OPENS_TOPIC_HITS": unique("hits"),
         "OPENS_TOPIC_FIRST_OPENS": unique("first"),
         "OPENS_SINK_FLUSH_SECONDS": "0.2",

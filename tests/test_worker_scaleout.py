@@ -121,7 +121,6 @@ def pipeline_env(stack: LocalStack, stream: str) -> dict[str, str]:
         **stack.env(),
         "OPENS_KINESIS_STREAM": stream,
         "OPENS_APP_ID": unique("app"),
-        "OPENS_TOPIC_RAW": unique("raw"),
         "OPENS_TOPIC_HITS": unique("hits"),
         "OPENS_TOPIC_SHARDS": unique("shards"),
         "OPENS_KAFKA_SESSION_TIMEOUT": "10",
