@@ -81,8 +81,13 @@ class KafkaCheckpoints:
         """Read the whole topic (one small record per shard after compaction)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        # "earliest": should a fetch position ever be reset (a broker just restarted), the
+        # read starts over instead of jumping to the end and finding no checkpoint at all.
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
@@ -94,15 +99,24 @@ class KafkaCheckpoints:
             await consumer.seek_to_beginning(*tps)
             pending = {tp for tp in tps if ends[tp] > 0}
             found: dict[str, str] = {}
+            read: set[TopicPartition] = set()
             while pending:
                 batch = await consumer.getmany(*pending, timeout_ms=1000)
-                for messages in batch.values():
+                for tp, messages in batch.items():
+                    read.add(tp)
                     for msg in messages:
                         if msg.key is not None and msg.value is not None:
                             found[msg.key.decode()] = json.loads(msg.value)["seq"]
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:
                         pending.discard(tp)
+            # Compaction keeps the newest record of every key, so a partition that is not empty
+            # always yields one; none means the read went wrong, and starting shards without
+            # their checkpoints would re-read (or, from LATEST, skip) records.
+            unread = sorted(tp.partition for tp in tps if ends[tp] > 0 and tp not in read)
+            if unread:
+                msg = f"{self.topic}: partitions {unread} are not empty but yielded no checkpoint"
+                raise RuntimeError(msg)
             merged = dict(found)
             for shard, seq in self.values.items():
                 merged[shard] = newest(seq, merged.get(shard)) or seq

@@ -3,8 +3,9 @@
 Delivery contract
 -----------------
 ``write()`` returns only after ClickHouse has acknowledged the whole batch. Agents await it
-before they take the next batch from their stream, and Faust commits a Kafka offset only after
-the events before it have been processed, so **an offset is never committed for a hit that is
+before they take the next batch from their stream, and the store agent records a partition's
+next offset only after that (processor.offsets: Faust's own commits can pass skipped events, so
+the worker does not rely on them), so **no offset is recorded as processed for a hit that is
 not in ClickHouse**. While ClickHouse is unreachable ``write()`` keeps retrying with capped
 exponential back-off; the agent therefore stops consuming (backpressure) instead of dropping
 hits or crashing the worker.
