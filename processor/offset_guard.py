@@ -9,12 +9,14 @@ a later message arrives — checks idle partitions against their high-water mark
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from processor.backoff import backoff_delay
 from processor.metrics import Metrics
 from processor.offsets import OFFSET_KEY, Plan, Rewinds, plan
 
@@ -70,7 +72,19 @@ class OffsetGuard:
         return await self._earliest(event.message.tp)
 
     async def _earliest(self, tp: Any) -> int:
-        return int((await self.app.consumer.earliest_offsets(tp))[tp])
+        """The partition's first offset, asked until Kafka answers: the batch waits meanwhile
+        (backpressure) rather than crash the agent."""
+        attempt = 0
+        while True:
+            try:
+                return int((await self.app.consumer.earliest_offsets(tp))[tp])
+            except Exception as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, base=0.5, cap=30.0)
+                log.warning(
+                    "%s: first offset unknown (%r); retry %d in %.1fs", tp, exc, attempt, delay
+                )
+                await asyncio.sleep(delay)
 
     async def fill_hole(self, event: Any, expected: int, *, may_pass: bool = True) -> bool:
         """Seek back to a skipped offset. True when the hole is accepted as permanent
@@ -97,7 +111,10 @@ class OffsetGuard:
                 expected,
                 event.message.offset,
             )
-            await self.app.consumer.seek(tp, expected)
+            try:
+                await self.app.consumer.seek(tp, expected)
+            except Exception as exc:  # revoked meanwhile: its next owner seeks from our record
+                log.warning("%s: seek back to %d failed: %r", tp, expected, exc)
         elif decision == "accept" and not may_pass:
             rewinds.attempts = 0  # keep trying: nothing later has arrived to prove a hole
             log.error("%s: offset %d still missing after seeking back; retrying", tp, expected)

@@ -6,8 +6,6 @@ import asyncio
 import random
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
@@ -24,21 +22,9 @@ from processor.metrics import Metrics
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
 from processor.sinks.clickhouse.sink import ClickHouseSink
-from tests.conftest import free_port
 from tests.factories import check, generate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ChdbServer]:
-    srv = ChdbServer(tmp_path / "home", tmp_path / "data", "127.0.0.1", free_port())
-    srv.start()
-    try:
-        srv.wait_healthy(60)
-        yield srv
-    finally:
-        srv.stop()  # by PID, even when the test failed
 
 
 def test_split_insert_separates_statement_and_data() -> None:
@@ -84,11 +70,11 @@ def test_request_bodies_and_settings() -> None:
     assert engine_settings(query, frozenset({"max_threads", "readonly"})) == {"max_threads": "2"}
 
 
-def test_speaks_clickhouse_http(server: ChdbServer) -> None:
-    base = f"http://{server.host}:{server.port}"
+def test_speaks_clickhouse_http(chdb_server: ChdbServer) -> None:
+    base = f"http://{chdb_server.host}:{chdb_server.port}"
     with urllib.request.urlopen(f"{base}/ping", timeout=10) as resp:
         assert resp.read() == b"Ok.\n"
-    client = clickhouse_connect.get_client(host=server.host, port=server.port)
+    client = clickhouse_connect.get_client(host=chdb_server.host, port=chdb_server.port)
     client.command("CREATE DATABASE d")
     client.command("CREATE TABLE d.t (n UInt32, s String) ENGINE = MergeTree ORDER BY n")
     rows = [[i, f"v'{i}\t"] for i in range(2000)]
@@ -108,10 +94,10 @@ def test_speaks_clickhouse_http(server: ChdbServer) -> None:
     assert err.value.read().decode().startswith("Code: 60. DB::Exception:")
 
 
-def test_sink_over_http_counts_exactly_and_rides_out_a_restart(server: ChdbServer) -> None:
+def test_sink_over_http_counts_exactly_and_rides_out_a_restart(chdb_server: ChdbServer) -> None:
     """The sink against a ClickHouse *server*: migrations, inserts, the views; then the server
     goes away mid-write and comes back on the same data directory."""
-    target = ClickHouseTarget.parse(server.url("opens"), "opens")
+    target = ClickHouseTarget.parse(chdb_server.url("opens"), "opens")
 
     def open_client() -> Any:
         client = connect(target)
@@ -126,13 +112,13 @@ def test_sink_over_http_counts_exactly_and_rides_out_a_restart(server: ChdbServe
 
     async def go() -> None:
         await sink.write(first)
-        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(chdb_server.stop)
         pending = asyncio.create_task(sink.write(second))
         while metrics.sink_failures._value.get() < 3:  # connection refused, retried
             assert not pending.done(), "the write cannot succeed while the server is down"
             await asyncio.sleep(0.05)
-        await asyncio.to_thread(server.start)
-        await asyncio.to_thread(server.wait_healthy, 60)
+        await asyncio.to_thread(chdb_server.start)
+        await asyncio.to_thread(chdb_server.wait_healthy, 60)
         await asyncio.wait_for(pending, 120)
 
     try:
@@ -141,5 +127,5 @@ def test_sink_over_http_counts_exactly_and_rides_out_a_restart(server: ChdbServe
         sink.close()
     assert metrics.sink_failures._value.get() >= 3
     assert metrics.sink_rows._value.get() == len(first) + len(second)
-    client = clickhouse_connect.get_client(host=server.host, port=server.port)
+    client = clickhouse_connect.get_client(host=chdb_server.host, port=chdb_server.port)
     check(client, "opens", hits)
