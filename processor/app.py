@@ -29,7 +29,7 @@ from processor.core.realtime import RealtimeDecoder
 from processor.dedupe import FirstOpen, SubscriberState, admit
 from processor.metrics import Metrics
 from processor.offset_guard import OffsetGuard
-from processor.offsets import OFFSET_KEY, subscriber_key
+from processor.offsets import offset_key, subscriber_key
 from processor.settings import Settings
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
@@ -328,22 +328,13 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
             state_of[sid] = SubscriberState.from_json(subscribers.get(subscriber_key(sid)))
         out = admit(hits, state_of, settings.dedupe_horizon_hours)
 
-        # Awaited here: state, offsets and first opens move only after ClickHouse has the hits.
+        # Awaited here: first opens, state and offsets move only after ClickHouse has the hits.
         await sink.write(out.fresh)
 
-        records: list[tuple[Any, str, Any]] = [
-            (owner[sid], subscriber_key(sid), state.to_json()) for sid, state in out.states.items()
-        ]
-        records += [(ev, OFFSET_KEY, {"next": nxt}) for ev, nxt in ends.values()]
-        await write_table(
-            subscribers,
-            cast(Any, app.producer)._ensure_producer(),  # the aiokafka one, flushed on commit
-            records,
-            as_current_event,
-        )
-
-        # One message per subscriber partition (like the hits topic): a keyed message per
-        # first open cost more than everything else in the agent put together.
+        # First opens before the state that remembers them: a crash in between publishes them
+        # again on replay (consumers keep the minimum per pair); the other order would lose them.
+        # One message per subscriber partition (like the hits topic): a keyed message per first
+        # open cost more than everything else in the agent put together.
         n = partitions_of(first_opens_topic)
         groups: dict[int, list[FirstOpen]] = {}
         for f in out.first_opens:
@@ -354,9 +345,20 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
                 await first_opens_topic.send(value=first_opens_message(g), partition=p)
                 for p, g in groups.items()
             ]
-            await asyncio.gather(*sent)  # acked before the offsets of these events commit
+            await asyncio.gather(*sent)  # acked before the state below is written
 
         await until_done(settings.topic_first_opens, publish)
+
+        records: list[tuple[Any, str, Any]] = [
+            (owner[sid], subscriber_key(sid), state.to_json()) for sid, state in out.states.items()
+        ]
+        records += [(ev, offset_key(p), {"next": nxt}) for p, (ev, nxt) in ends.items()]
+        await write_table(
+            subscribers,
+            cast(Any, app.producer)._ensure_producer(),  # the aiokafka one, flushed on commit
+            records,
+            as_current_event,
+        )
         pipe.metrics.duplicates.inc(out.duplicates)
         pipe.metrics.first_opens.inc(len(out.first_opens))
 
@@ -364,12 +366,12 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     async def store(stream: Any) -> None:
         """Dedupe → first opens → ClickHouse, a batch of hits messages at a time.
 
-        Order matters for exactness: the fresh hits are written to ClickHouse first, and only
-        after its ack are the subscriber states and each partition's next offset stored (and the
-        first opens published). A crash in between replays the batch against the old state, so
-        stored state never claims a hit that ClickHouse lacks, and the replayed writes are
-        idempotent there (DESIGN §1). Which messages a batch may process at all is decided by
-        our own stored offsets, not by Faust's commits (processor.offsets).
+        Order matters for exactness: the fresh hits are written to ClickHouse first; only after
+        its ack are the first opens published, and only after theirs are the subscriber states
+        and each partition's next offset stored. A crash in between replays the batch against
+        the old state, so stored state never claims a hit that ClickHouse lacks, and the
+        replayed writes are idempotent there (DESIGN §1). Which messages a batch may process at
+        all is decided by our own stored offsets, not by Faust's commits (processor.offsets).
         """
         # Each message holds many hits: take a bounded number of messages per insert.
         messages = max(1, settings.sink_batch_size // 100)

@@ -18,7 +18,7 @@ from typing import Any
 
 from processor.backoff import backoff_delay
 from processor.metrics import Metrics
-from processor.offsets import OFFSET_KEY, Plan, Rewinds, plan
+from processor.offsets import LOUD_AFTER, Plan, Rewinds, offset_key, plan
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ class OffsetGuard:
         self.metrics = metrics
         self.make_current = make_current
         self.rewinds: dict[int, Rewinds] = {}
-        self.last_seen: dict[int, float] = {}  # partition → monotonic time of its last event
+        self.last_batch = time.monotonic()  # when the agent last took a batch
         self.busy = False  # a batch is between delivery and its stored offsets
 
     async def expected(self, event: Any) -> int:
         """The next offset of the event's partition not yet processed: our record, or the
         partition's first offset when nothing was ever processed there."""
         self.make_current(event)
-        record = self.table.get(OFFSET_KEY)
+        record = self.table.get(offset_key(event.message.partition))
         if record is not None:
             return int(record["next"])
         return await self._earliest(event.message.tp)
@@ -86,61 +86,61 @@ class OffsetGuard:
                 )
                 await asyncio.sleep(delay)
 
-    async def fill_hole(self, event: Any, expected: int, *, may_pass: bool = True) -> bool:
-        """Seek back to a skipped offset. True when the hole is accepted as permanent
-        (deleted by retention, or no record arrives there while later ones do) and processing
-        may pass it; with ``may_pass=False`` it is never given up on."""
-        tp = event.message.tp
+    async def fill_hole(self, tp: Any, expected: int, seen: int) -> int | None:
+        """Act on a hole at ``expected``. Returns the offset to expect instead when Kafka no
+        longer holds ``expected`` (deleted by retention: those hits are lost, loudly), else
+        seeks back to it (spaced, see Rewinds) and returns None. ``seen``: the offset that
+        arrived instead (for the log)."""
         earliest = await self._earliest(tp)
         if expected < earliest:
             self.metrics.offset_holes.labels("retention").inc()
             log.error(
-                "%s: offsets %d..%d were deleted (retention) before this worker processed them",
+                "%s: offsets %d..%d were deleted (retention) before this worker processed them;"
+                " backfill their period from the standard logs",
                 tp,
                 expected,
                 earliest - 1,
             )
-            return True
+            return earliest
         rewinds = self.rewinds.setdefault(tp.partition, Rewinds())
-        decision = rewinds.decide(expected, time.monotonic())
-        if decision == "rewind":
+        if rewinds.due(expected, time.monotonic()):
             self.metrics.rewinds.labels(str(tp.partition)).inc()
-            log.warning(
-                "%s: offset %d was skipped (next delivered: %d); seeking back to it",
+            report = log.error if rewinds.attempts > LOUD_AFTER else log.warning
+            report(
+                "%s: offset %d was skipped (next delivered: %d); seeking back to it (attempt %d)",
                 tp,
                 expected,
-                event.message.offset,
+                seen,
+                rewinds.attempts,
             )
             try:
-                await self.app.consumer.seek(tp, expected)
+                # Through the consumer's own thread, which also resets Faust's read position.
+                await self.app.consumer.seek_wait({tp: expected})
             except Exception as exc:  # revoked meanwhile: its next owner seeks from our record
                 log.warning("%s: seek back to %d failed: %r", tp, expected, exc)
-        elif decision == "accept" and not may_pass:
-            rewinds.attempts = 0  # keep trying: nothing later has arrived to prove a hole
-            log.error("%s: offset %d still missing after seeking back; retrying", tp, expected)
-        elif decision == "accept":
-            self.metrics.offset_holes.labels("unfillable").inc()
-            log.error("%s: offset %d never came after seeking back; going past it", tp, expected)
-            return True
-        return False
+        return None
 
     async def in_order(self, events: Sequence[Any]) -> tuple[list[Any], dict[int, tuple[Any, int]]]:
         """The events of a batch that may be processed now, and per partition an event to store
         the partition's record under with its new next offset."""
-        now = time.monotonic()
+        self.last_batch = time.monotonic()
         by_partition: dict[int, list[Any]] = {}
         for event in events:
             by_partition.setdefault(event.message.partition, []).append(event)
         accepted: list[Any] = []
         ends: dict[int, tuple[Any, int]] = {}
         for partition, evs in by_partition.items():
-            self.last_seen[partition] = now
             offsets = [e.message.offset for e in evs]
             step = plan(offsets, await self.expected(evs[0]))
-            if step.hole is not None and await self.fill_hole(evs[0], step.next_offset):
-                # Accepted: carry on from the first offset that did arrive after the hole.
-                rest = plan(offsets, min(o for o in offsets if o > step.next_offset))
-                step = Plan(step.keep + rest.keep, step.replayed, rest.next_offset, rest.hole)
+            if step.hole is not None:
+                tp = evs[0].message.tp
+                seen = min(o for o in offsets if o > step.hole)
+                instead = await self.fill_hole(tp, step.hole, seen)
+                if instead is not None:  # retention: carry on from the partition's first offset
+                    rest = plan(offsets, instead)
+                    step = Plan(step.keep + rest.keep, step.replayed, rest.next_offset, rest.hole)
+                    if rest.hole is not None:
+                        await self.fill_hole(tp, rest.hole, seen)
             self.metrics.replayed.inc(step.replayed)
             kept = [evs[i] for i in step.keep]
             accepted.extend(kept)
@@ -148,28 +148,31 @@ class OffsetGuard:
                 ends[partition] = (kept[-1], step.next_offset)
         return accepted, ends
 
+    def idle(self, seconds: float) -> bool:
+        return not self.busy and time.monotonic() - self.last_batch >= seconds
+
     async def check_idle(self, idle_seconds: float) -> None:
-        """Seek back partitions that hold messages past our record but have delivered nothing
-        for ``idle_seconds``: their last messages were skipped, and no later message will
-        arrive to reveal the hole."""
-        if self.busy:
+        """Seek back partitions holding messages past our record while the agent has taken no
+        batch at all for ``idle_seconds``: their last messages were skipped, and no later
+        message will arrive to reveal the hole. (Idle means the whole agent, not one partition:
+        a partition's events can wait in the stream's queue behind other partitions' backlog.)"""
+        if not self.idle(idle_seconds):
             return
         tps = [tp for tp in self.app.consumer.assignment() if tp.topic == self.topic]
         if not tps:
             return
         highwaters = await self.app.consumer.highwaters(*tps)
-        now = time.monotonic()
         for tp in tps:
-            end = highwaters.get(tp)
-            seen = self.last_seen.setdefault(tp.partition, now)
-            if end is None or now - seen < idle_seconds:
+            end = highwaters.get(tp)  # the next offset to be written
+            if end is None:
                 continue
             event = PartitionEvent(_Message(tp.topic, tp.partition, int(end)))
             expected = await self.expected(event)
-            if int(end) > expected:
-                await self.fill_hole(event, expected, may_pass=False)
+            if int(end) > expected and self.idle(idle_seconds):  # still idle after the awaits
+                instead = await self.fill_hole(tp, expected, int(end))
+                if instead is not None and int(end) > instead:
+                    await self.fill_hole(tp, instead, int(end))
 
     def forget(self) -> None:
         """On revocation: the next owner of a partition starts from its stored record."""
         self.rewinds.clear()
-        self.last_seen.clear()

@@ -17,9 +17,11 @@ checked against it:
 - an event above it means messages were skipped: the agent processes nothing past the hole and
   seeks the partition back to the expected offset, so the skipped messages come again.
 
-A hole that seeking cannot fill (messages deleted by retention, or offsets that never held a
-record, such as transaction markers written by some other producer) is accepted after
-``MAX_REWINDS`` attempts, loudly (logged and counted), instead of rewinding forever.
+A seek can be undone (records Faust had already fetched keep arriving after it and move its read
+position past the re-fetched ones), so a hole that is still there is sought again, every
+``REWIND_SECONDS``, for as long as it takes. The only hole ever passed is one Kafka proves
+empty: offsets deleted by retention before any worker processed them, which is logged and
+counted because those opens are lost to every number.
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-OFFSET_KEY = "\x00next-offset"  # the table key of a partition's record (never a subscriber key)
-MAX_REWINDS = 5
 REWIND_SECONDS = 2.0
+LOUD_AFTER = 5  # rewinds of one hole before each further one is logged as an error
+
+
+def offset_key(partition: int) -> str:
+    """Table key of a partition's record. The partition is in the key as well because a table
+    store that is not partitioned (``memory://``) keeps all partitions in one dictionary."""
+    return f"\x00next-offset:{partition}"
 
 
 def subscriber_key(sid: str) -> str:
-    """Table key of a subscriber: prefixed, so no subscriber id can collide with ``OFFSET_KEY``."""
+    """Table key of a subscriber: prefixed, so no subscriber id can collide with an offset key."""
     return "s:" + sid
 
 
@@ -67,25 +74,22 @@ def plan(offsets: Sequence[int], expected: int) -> Plan:
 
 @dataclass
 class Rewinds:
-    """Bounded retries of one partition's hole (see the module docstring).
+    """Spacing of one partition's seeks back (see the module docstring).
 
     Events already fetched past the hole keep arriving for a moment after a seek; those are
-    dropped without seeking again, so attempts are spaced ``REWIND_SECONDS`` apart and a hole
-    is accepted only after ``MAX_REWINDS`` spaced attempts failed to fill it.
+    dropped without seeking again, so seeks to one hole are ``REWIND_SECONDS`` apart.
     """
 
     expected: int = -1
     attempts: int = 0
     last: float = float("-inf")
 
-    def decide(self, expected: int, now: float) -> str:
-        """``"rewind"`` (seek back now), ``"wait"`` (a seek is in flight) or ``"accept"``."""
+    def due(self, expected: int, now: float) -> bool:
+        """True when a seek back to ``expected`` should be issued now."""
         if expected != self.expected:
             self.expected, self.attempts, self.last = expected, 0, float("-inf")
         if now - self.last < REWIND_SECONDS:
-            return "wait"
-        if self.attempts >= MAX_REWINDS:
-            return "accept"
+            return False
         self.attempts += 1
         self.last = now
-        return "rewind"
+        return True

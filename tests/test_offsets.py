@@ -7,14 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.offsets import (
-    MAX_REWINDS,
-    OFFSET_KEY,
-    REWIND_SECONDS,
-    Rewinds,
-    plan,
-    subscriber_key,
-)
+from processor.offsets import REWIND_SECONDS, Rewinds, offset_key, plan, subscriber_key
 
 pytestmark = pytest.mark.unit
 
@@ -52,19 +45,24 @@ def test_plan_examples() -> None:
 @settings(max_examples=300)
 @given(
     st.integers(1, 80),
-    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 12), st.integers(0, 3)), max_size=60),
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(1, 12), st.integers(0, 3), st.booleans()),
+        max_size=60,
+    ),
 )
 def test_simulated_consumer_processes_every_offset_exactly_once(
-    n: int, steps: list[tuple[int, int, int]]
+    n: int, steps: list[tuple[int, int, int, bool]]
 ) -> None:
     """A consumer that, batch after batch, may skip messages (Faust's generation/flow skips),
     repeat old ones (a seek to an older commit) or deliver normally; the worker seeks back
     whenever plan() reports a hole, or when nothing arrives while messages lie past its record
-    (OffsetGuard.check_idle). Whatever happened, each offset is processed once."""
+    (OffsetGuard.check_idle), and a seek may be undone (records fetched before it keep coming
+    and move the read position on). Whatever happened, each offset is processed once."""
     processed: list[int] = []
     expected = 0
     position = 0  # where the consumer fetches next
-    for kind, size, jump in steps + [(0, n, 0)] * (n + 1):  # then a calm tail to drain
+    calm = [(0, n, 0, False)] * (n + 1)  # then a calm tail, where every seek holds
+    for kind, size, jump, seek_undone in steps + calm:
         if expected >= n:
             break
         if kind == 1:  # skip `jump` messages: fetched, acked, never delivered
@@ -74,28 +72,30 @@ def test_simulated_consumer_processes_every_offset_exactly_once(
         batch = list(range(position, min(n, position + size)))
         position += len(batch)
         if not batch and expected < n:
-            position = expected  # the idle check: messages past our record, none delivered
+            if not seek_undone:
+                position = expected  # the idle check: messages past our record, none delivered
             continue
         step = plan(batch, expected)
         processed += [batch[i] for i in step.keep]
         expected = step.next_offset
-        if step.hole is not None:
+        if step.hole is not None and not seek_undone:
             position = step.hole  # the worker's seek
     assert processed == list(range(n))
 
 
-def test_rewinds_are_spaced_and_bounded() -> None:
+def test_rewinds_are_spaced_and_never_give_up() -> None:
     r = Rewinds()
     t = 100.0
-    assert r.decide(7, t) == "rewind"
-    assert r.decide(7, t + 0.1) == "wait"  # stale events still arriving: no second seek yet
-    for i in range(1, MAX_REWINDS):
-        assert r.decide(7, t + i * REWIND_SECONDS) == "rewind"
-    assert r.decide(7, t + MAX_REWINDS * REWIND_SECONDS) == "accept"
-    # A new hole starts a new count.
-    assert r.decide(9, t + 100) == "rewind"
+    assert r.due(7, t)
+    assert not r.due(7, t + 0.1)  # stale events still arriving: no second seek yet
+    for i in range(1, 50):
+        assert r.due(7, t + i * REWIND_SECONDS)  # a hole is sought back for as long as it lasts
+    assert r.attempts == 50
+    assert r.due(9, t + 0.2)  # a new hole starts at once, with a new count
+    assert r.attempts == 1
 
 
-@given(st.text())
-def test_no_subscriber_key_is_the_offset_key(sid: str) -> None:
-    assert subscriber_key(sid) != OFFSET_KEY
+@given(st.text(), st.integers(0, 1 << 20))
+def test_no_subscriber_key_is_an_offset_key(sid: str, partition: int) -> None:
+    assert subscriber_key(sid) != offset_key(partition)
+    assert offset_key(partition) != offset_key(partition + 1)
