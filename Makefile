@@ -19,7 +19,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml requirements.lock $(NATIVE_SRC)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q 'uv>=0.5,<1'
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	$(BIN)/uv pip install -q --python $(BIN)/python --reinstall-package opens-native ./native
 	touch $(STAMP)

@@ -478,12 +478,105 @@ fn verify(keys: &[HmacSha256], sid: &str, cid: &str, cat: &str, sig: &str) -> Si
 // The shared builder (mirrors processor/core/builder.py HitBuilder.build)
 // ---------------------------------------------------------------------------------------------
 
+/// The string columns of `hits` in `HIT_COLUMNS` order, without `ts`, `status`, `bytes` and
+/// `time_taken`: request_id, source, sid, cid, cat, signature, method, uri, edge_location,
+/// client_ip, country, user_agent, client, device, machine, referer.
+const STRING_COLUMNS: usize = 16;
+
+/// Countable hits as Arrow-layout columns (UTF-8 bytes + i64 offsets per string column): the
+/// backfill's `--direct` path inserts them without one Python object per hit.
+#[derive(Default)]
+struct Columns {
+    rows: usize,
+    data: [Vec<u8>; STRING_COLUMNS],
+    offsets: [Vec<i64>; STRING_COLUMNS],
+    ts: Vec<i64>,
+    status: Vec<u16>,
+    nbytes: Vec<u64>,
+    taken: Vec<f32>,
+}
+
+impl Columns {
+    fn push(
+        &mut self,
+        texts: [&str; STRING_COLUMNS],
+        ts: i64,
+        status: u16,
+        nbytes: u64,
+        taken: f32,
+    ) {
+        for ((data, offsets), text) in self.data.iter_mut().zip(&mut self.offsets).zip(texts) {
+            if offsets.is_empty() {
+                offsets.push(0);
+            }
+            data.extend_from_slice(text.as_bytes());
+            offsets.push(data.len() as i64);
+        }
+        self.ts.push(ts);
+        self.status.push(status);
+        self.nbytes.push(nbytes);
+        self.taken.push(taken);
+        self.rows += 1;
+    }
+
+    /// `(rows, [(offsets, data)] * 16, ts, status, bytes, time_taken)`, little-endian buffers;
+    /// empties `self`.
+    fn take<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let taken = std::mem::take(self);
+        let le = |b: Vec<u8>| PyBytes::new(py, &b).into_any();
+        let strings: Vec<Bound<'py, PyTuple>> = taken
+            .data
+            .into_iter()
+            .zip(taken.offsets)
+            .map(|(data, mut offsets)| {
+                if offsets.is_empty() {
+                    offsets.push(0);
+                }
+                let offsets: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+                PyTuple::new(py, [le(offsets), le(data)])
+            })
+            .collect::<PyResult<_>>()?;
+        let bytes_of = |v: Vec<u8>| le(v);
+        PyTuple::new(
+            py,
+            [
+                taken.rows.into_pyobject(py)?.into_any(),
+                PyList::new(py, strings)?.into_any(),
+                bytes_of(taken.ts.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                bytes_of(taken.status.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                bytes_of(taken.nbytes.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                bytes_of(taken.taken.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ],
+        )
+    }
+}
+
 struct Agent {
     info: PyObject,
     user_agent: PyObject,
     client: PyObject,
     device: PyObject,
     plain: bool,
+    /// `user_agent`, `client`, `device` as text, for the column emitter.
+    texts: [String; 3],
+}
+
+/// The pixel query's values with the signature judged (`HitBuilder.build`'s first half).
+struct Pixel {
+    sid: Option<String>,
+    cid: Option<String>,
+    cat: String,
+    sig: Sig,
+}
+
+impl Sig {
+    fn text(self) -> &'static str {
+        match self {
+            Sig::Valid => "valid",
+            Sig::Missing => "missing",
+            Sig::Invalid => "invalid",
+        }
+    }
 }
 
 /// The values a format extracted, `-` already stripped except `raw_agent`.
@@ -529,6 +622,10 @@ struct Builder {
     hits: HitMaker,
     agents: HashMap<String, Agent>,
     strings: Interner,
+    source_text: &'static str,
+    /// `HIT_METHODS` and `HIT_STATUSES` (`Hit.is_hit`), set by `set_countable`.
+    hit_methods: Vec<String>,
+    hit_statuses: Vec<i64>,
 }
 
 impl Builder {
@@ -536,7 +633,7 @@ impl Builder {
     fn new(
         py: Python<'_>,
         defer: PyObject,
-        source: &str,
+        source: &'static str,
         pixel_path: String,
         pixel_only: bool,
         escaped: bool,
@@ -574,6 +671,9 @@ impl Builder {
             hits: HitMaker::new(py, new_hit)?,
             agents: HashMap::default(),
             strings: Interner::default(),
+            source_text: source,
+            hit_methods: Vec::new(),
+            hit_statuses: Vec::new(),
         })
     }
 
@@ -612,10 +712,16 @@ impl Builder {
         }
         let info = self.agent_fn.call1(py, (raw,))?;
         let b = info.bind(py);
+        let (user_agent, client, device) = (
+            b.getattr("user_agent")?,
+            b.getattr("client")?,
+            b.getattr("device")?,
+        );
         let agent = Agent {
-            user_agent: b.getattr("user_agent")?.unbind(),
-            client: b.getattr("client")?.unbind(),
-            device: b.getattr("device")?.unbind(),
+            texts: [user_agent.extract()?, client.extract()?, device.extract()?],
+            user_agent: user_agent.unbind(),
+            client: client.unbind(),
+            device: device.unbind(),
             plain: b.getattr("rule")?.is_none(),
             info,
         };
@@ -624,49 +730,70 @@ impl Builder {
         Ok(out)
     }
 
+    /// The pixel query's values, signature judged; `None` = defer.
+    fn pixel(&self, f: &Fields<'_>) -> Option<Pixel> {
+        if !f.pixel || f.query.is_empty() {
+            return Some(Pixel {
+                sid: None,
+                cid: None,
+                cat: String::new(),
+                sig: Sig::Missing,
+            });
+        }
+        let query = if self.escaped {
+            unquote(f.query)?
+        } else {
+            Cow::Borrowed(f.query)
+        };
+        let p = pixel_query(&query, &self.legacy)?;
+        let sig = match (&p.sig, p.legacy) {
+            (Some(sig), false) => verify(
+                &self.keys,
+                p.sid.as_deref().unwrap_or(""),
+                p.cid.as_deref().unwrap_or(""),
+                &p.cat,
+                sig,
+            ),
+            _ => Sig::Missing,
+        };
+        Some(Pixel {
+            sid: p.sid,
+            cid: p.cid,
+            cat: p.cat,
+            sig,
+        })
+    }
+
+    /// `machine` of the reference: `None` without a Python call for a plain browser request.
+    fn machine(
+        &self,
+        py: Python<'_>,
+        plain: bool,
+        info: PyObject,
+        f: &Fields<'_>,
+    ) -> PyResult<PyObject> {
+        if plain && f.referer.is_empty() && f.method != "HEAD" {
+            return Ok(py.None());
+        }
+        self.machine_fn
+            .call1(py, (info, f.method, f.ip, f.referer, f.asn))
+    }
+
     fn build(&mut self, py: Python<'_>, f: &Fields<'_>) -> PyResult<Out> {
         let none = py.None();
         let str_obj = |v: &str| PyString::new(py, v).into_any().unbind();
-        let (sid, cid, cat, signature) = if f.pixel && !f.query.is_empty() {
-            let query = if self.escaped {
-                match unquote(f.query) {
-                    Some(q) => q,
-                    None => return Ok(Out::Defer),
-                }
-            } else {
-                Cow::Borrowed(f.query)
-            };
-            let Some(p) = pixel_query(&query, &self.legacy) else {
-                return Ok(Out::Defer);
-            };
-            let sig = match (&p.sig, p.legacy) {
-                (Some(sig), false) => verify(
-                    &self.keys,
-                    p.sid.as_deref().unwrap_or(""),
-                    p.cid.as_deref().unwrap_or(""),
-                    &p.cat,
-                    sig,
-                ),
-                _ => Sig::Missing,
-            };
-            let cid = match p.cid.as_deref() {
+        let Some(p) = self.pixel(f) else {
+            return Ok(Out::Defer);
+        };
+        let (sid, cid, cat, signature) = (
+            p.sid.as_deref().map_or_else(|| none.clone_ref(py), str_obj),
+            match p.cid.as_deref() {
                 Some(c) => self.strings.get(py, c),
                 None => none.clone_ref(py),
-            };
-            (
-                p.sid.as_deref().map_or_else(|| none.clone_ref(py), str_obj),
-                cid,
-                self.strings.get(py, &p.cat),
-                sig,
-            )
-        } else {
-            (
-                none.clone_ref(py),
-                none.clone_ref(py),
-                self.strings.get(py, ""),
-                Sig::Missing,
-            )
-        };
+            },
+            self.strings.get(py, &p.cat),
+            p.sig,
+        );
         let signature = match signature {
             Sig::Valid => self.valid.clone_ref(py),
             Sig::Missing => self.missing.clone_ref(py),
@@ -682,12 +809,7 @@ impl Builder {
             _ => self.ip_fn.call1(py, (f.ip,))?,
         };
         let (info, user_agent, client, device, plain) = self.agent(py, f.raw_agent)?;
-        let machine = if plain && f.referer.is_empty() && f.method != "HEAD" {
-            none.clone_ref(py)
-        } else {
-            self.machine_fn
-                .call1(py, (info, f.method, f.ip, f.referer, f.asn))?
-        };
+        let machine = self.machine(py, plain, info, f)?;
         let args = [
             str_obj(f.rid),
             f.ts_ms.into_pyobject(py)?.into_any().unbind(),
@@ -717,6 +839,65 @@ impl Builder {
         Ok(Out::Hit(self.hits.make(py, args)?))
     }
 
+    /// `build` for the column emitter: the hit's values appended to `cols` when it is countable
+    /// (`Hit.is_hit`), `Skip` when it is a hit that is not. Every Python callback the reference
+    /// makes is made first, so a line whose classification fails is deferred either way.
+    fn build_columns(
+        &mut self,
+        py: Python<'_>,
+        f: &Fields<'_>,
+        cols: &mut Columns,
+    ) -> PyResult<Out> {
+        let Some(p) = self.pixel(f) else {
+            return Ok(Out::Defer);
+        };
+        let client_ip: Cow<'_, str> = match (self.truncate, truncate_v4(f.ip)) {
+            (true, Some(net)) => Cow::Owned(format!("{net}.0")),
+            _ => Cow::Owned(self.ip_fn.call1(py, (f.ip,))?.extract(py)?),
+        };
+        let (info, _, _, _, plain) = self.agent(py, f.raw_agent)?;
+        let machine = self.machine(py, plain, info, f)?;
+        let machine: Option<String> = machine.extract(py)?;
+        let (sid, cid) = (
+            p.sid.as_deref().unwrap_or(""),
+            p.cid.as_deref().unwrap_or(""),
+        );
+        let countable = self.hit_methods.iter().any(|m| m == f.method)
+            && self.hit_statuses.contains(&f.status)
+            && !sid.is_empty()
+            && !cid.is_empty();
+        let (Ok(status), Ok(nbytes)) = (u16::try_from(f.status), u64::try_from(f.nbytes)) else {
+            return Ok(Out::Defer);
+        };
+        if !countable {
+            return Ok(Out::Skip);
+        }
+        let Some(agent) = self.agents.get(f.raw_agent) else {
+            return Ok(Out::Defer);
+        };
+        let [user_agent, client, device] = &agent.texts;
+        let texts: [&str; STRING_COLUMNS] = [
+            f.rid,
+            self.source_text,
+            sid,
+            cid,
+            &p.cat,
+            p.sig.text(),
+            f.method,
+            f.path,
+            f.edge,
+            &client_ip,
+            f.country,
+            user_agent,
+            client,
+            device,
+            machine.as_deref().unwrap_or(""),
+            f.referer,
+        ];
+        cols.push(texts, f.ts_ms, status, nbytes, f.taken as f32);
+        Ok(Out::Hit(py.None()))
+    }
+
     fn emit(&self, py: Python<'_>, out: Out) -> PyObject {
         match out {
             Out::Hit(hit) => hit,
@@ -740,6 +921,9 @@ struct StandardCore {
     maxsplit: usize,
     min_fields: usize,
     ranges: Vec<(usize, usize)>,
+    /// `parse_columns` appends countable hits here instead of building `Hit` objects.
+    to_columns: bool,
+    cols: Columns,
 }
 
 #[pymethods]
@@ -772,7 +956,57 @@ impl StandardCore {
             maxsplit: 0,
             min_fields: usize::MAX,
             ranges: Vec::new(),
+            to_columns: false,
+            cols: Columns::default(),
         })
+    }
+
+    /// `HIT_METHODS` and `HIT_STATUSES`: which hits `parse_columns` keeps (`Hit.is_hit`).
+    fn set_countable(&mut self, methods: Vec<String>, statuses: Vec<i64>) {
+        self.b.hit_methods = methods;
+        self.b.hit_statuses = statuses;
+    }
+
+    /// `parse_many` for the column emitter: `(codes, next)` for `lines[start:]`, one code per
+    /// line — `h` a countable hit appended to the columns, `s` nothing to count (another path,
+    /// or a hit that is not countable), `d` deferred to the reference — stopping right after a
+    /// line that starts with `#`. `take_columns` hands the appended hits over.
+    fn parse_columns<'py>(
+        &mut self,
+        py: Python<'py>,
+        lines: &Bound<'py, PyList>,
+        start: usize,
+    ) -> (Bound<'py, PyBytes>, usize) {
+        let mut codes = Vec::with_capacity(lines.len().saturating_sub(start));
+        let mut i = start;
+        self.to_columns = true;
+        while i < lines.len() {
+            let Ok(line) = lines.get_item(i) else { break };
+            i += 1;
+            let text = line
+                .downcast::<PyString>()
+                .ok()
+                .and_then(|s| s.to_str().ok());
+            let out = match text {
+                Some(t) => self.parse_str(py, t).unwrap_or(Out::Defer),
+                None => Out::Defer,
+            };
+            codes.push(match out {
+                Out::Hit(_) => b'h',
+                Out::Skip => b's',
+                Out::Defer => b'd',
+            });
+            if text.is_some_and(|t| t.starts_with('#')) {
+                break;
+            }
+        }
+        self.to_columns = false;
+        (PyBytes::new(py, &codes), i)
+    }
+
+    /// The rows `parse_columns` appended since the last call, as `Columns.take` lays them out.
+    fn take_columns<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        self.cols.take(py)
     }
 
     /// Adopt a `StandardLayout` (positions in `_USED` order).
@@ -927,7 +1161,11 @@ impl StandardCore {
             taken,
             pixel,
         };
-        self.b.build(py, &fields)
+        if self.to_columns {
+            self.b.build_columns(py, &fields, &mut self.cols)
+        } else {
+            self.b.build(py, &fields)
+        }
     }
 }
 

@@ -36,6 +36,7 @@ def read_frames(stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
 
 
 def main() -> int:
+    from processor.backfill.encode import ArrowRows
     from processor.backfill.run import (
         Job,
         _Decoders,
@@ -55,6 +56,9 @@ def main() -> int:
     def lines(n: int) -> None:
         write_frame(out, "lines", n)
 
+    def rows(batch: Any) -> None:
+        write_frame(out, "payload", batch)
+
     try:
         s3 = None
         if any(o.is_s3 for o in job.objects):
@@ -64,7 +68,16 @@ def main() -> int:
         decoders = _Decoders(job.ctx)
         with fewer_gc_passes():
             for obj, stream in _streams(job.objects, _default_opener(s3), job.read_ahead):
-                entry = decode_object(obj, stream, decoders, job.mode, emit, lines, job.window)
+                entry = decode_object(
+                    obj,
+                    stream,
+                    decoders,
+                    job.mode,
+                    emit,
+                    lines,
+                    job.window,
+                    rows if isinstance(job.encode, ArrowRows) else None,
+                )
                 write_frame(out, "done", entry)
         write_frame(out, "end", None)
     except BrokenPipeError:

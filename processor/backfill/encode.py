@@ -20,7 +20,7 @@ from processor.core.hit import Hit
 from processor.sinks.clickhouse.sink import HIT_COLUMNS, hit_columns
 from processor.wire import hits_by_partition, hits_message
 
-__all__ = ["HITS_SCHEMA", "ArrowRows", "Encoder", "KafkaMessages", "KafkaPayload"]
+__all__ = ["HITS_SCHEMA", "ArrowRows", "Encoder", "KafkaMessages", "KafkaPayload", "native_rows"]
 
 HITS_PER_MESSAGE = 500  # one Kafka message stays well under the broker's 1 MB default
 
@@ -56,6 +56,37 @@ class ArrowRows:
             else:
                 arrays.append(pa.array(values, field.type))
         return pa.RecordBatch.from_arrays(arrays, schema=HITS_SCHEMA)
+
+
+_NUMERIC = {
+    "ts": pa.int64(),
+    "status": pa.uint16(),
+    "bytes": pa.uint64(),
+    "time_taken": pa.float32(),
+}
+
+
+def native_rows(columns: tuple[Any, ...]) -> pa.RecordBatch:
+    """``NativeStandardParser.take_columns`` as a ``HITS_SCHEMA`` record batch: the core's
+    buffers wrapped without a copy (string offsets narrowed to Arrow's 32-bit ``string``)."""
+    rows, strings, *numbers = columns
+    texts = iter(strings)
+    values = dict(zip(("ts", "status", "bytes", "time_taken"), numbers, strict=True))
+    arrays = []
+    for field in HITS_SCHEMA:
+        if field.name in values:
+            buffer = pa.py_buffer(values[field.name])
+            arrays.append(pa.Array.from_buffers(_NUMERIC[field.name], rows, [None, buffer]))
+        else:
+            offsets, data = next(texts)
+            wide = pa.Array.from_buffers(
+                pa.large_string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+            )
+            arrays.append(wide.cast(pa.string()))
+    arrays[HITS_SCHEMA.get_field_index("ts")] = arrays[HITS_SCHEMA.get_field_index("ts")].cast(
+        HITS_SCHEMA.field("ts").type
+    )
+    return pa.RecordBatch.from_arrays(arrays, schema=HITS_SCHEMA)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 the ``Encoder`` (Arrow rows or Kafka messages) and the ``Delivery`` the writer thread uses
 (``sinks``). Each object is read by its own thread (download + gunzip, which release the GIL),
 split into blocks of lines, decoded one block per call (``block_decoder``: a compiled decoder
-takes the whole block), and every ``BATCH`` hits are encoded and handed to the writer thread,
+takes the whole block; for ``--direct`` the compiled core writes standard-log hits straight into
+Arrow columns), and every ``BATCH`` hits are encoded and handed to the writer thread,
 whose inserts run in ClickHouse's own threads. Every line of every object gets exactly one
 outcome — a hit, a hit outside ``--since/--until``, a skipped line (header, other path, not
 countable) or a failure counted by reason with its line number — and a damaged object never
@@ -26,14 +27,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, cast
 
-from processor.backfill.encode import ArrowRows, Encoder
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from processor.backfill.encode import ArrowRows, Encoder, native_rows
 from processor.backfill.manifest import ManifestEntry, covers, finished_objects
 from processor.backfill.sinks import Delivery, Writer
 from processor.backfill.sources import LogObject, list_sources
 from processor.backfill.stream import ChunkStream, ObjectReadError, RawReader
+from processor.core import native
 from processor.core.context import DecodeContext
 from processor.core.hit import Hit
 from processor.core.logparse import BlockDecoder, LogFormat, block_decoder
+from processor.core.native import NativeStandardParser
 from processor.core.outcome import Failure
 from processor.core.reader import iter_line_blocks
 from processor.errors import OpensError
@@ -140,6 +146,15 @@ class _Decoders:
     def __init__(self, ctx: DecodeContext) -> None:
         self._ctx = ctx
         self._made: dict[str, tuple[BlockDecoder, Callable[[], None]]] = {}
+        self._columns: NativeStandardParser | None = None
+
+    def columns(self, fmt: LogFormat) -> NativeStandardParser | None:
+        """The compiled standard-log parser that emits Arrow columns, when it applies."""
+        if fmt != "standard" or not native.AVAILABLE:
+            return None
+        if self._columns is None:
+            self._columns = NativeStandardParser(self._ctx)
+        return self._columns
 
     def get(self, fmt: LogFormat) -> tuple[BlockDecoder, Callable[[], None]]:
         found = self._made.get(fmt)
@@ -169,6 +184,19 @@ class Window:
         inside = [h for h in hits if lo <= h.ts_ms < hi]
         return inside, len(hits) - len(inside)
 
+    def split_rows(self, rows: pa.RecordBatch) -> tuple[pa.RecordBatch, int]:
+        """``split`` for Arrow rows (``HITS_SCHEMA``)."""
+        lo, hi = _ms(self.since), _ms(self.until)
+        if lo is None and hi is None:
+            return rows, 0
+        ts = rows.column("ts").cast(pa.int64())
+        keep = pc.and_(
+            pc.greater_equal(ts, -(1 << 62) if lo is None else lo),
+            pc.less(ts, 1 << 62 if hi is None else hi),
+        )
+        inside = rows.filter(keep)
+        return inside, rows.num_rows - inside.num_rows
+
 
 def _decode_block(decode: BlockDecoder, block: list[str | None]) -> list[Hit | Failure | None]:
     """One outcome per line; an over-long line (``None`` from the reader) is a failure."""
@@ -188,8 +216,14 @@ def decode_object(
     emit: Callable[[list[Hit]], None],
     on_lines: Callable[[int], None] | None = None,
     window: Window = Window(),
+    emit_rows: Callable[[pa.RecordBatch], None] | None = None,
 ) -> ManifestEntry:
-    """Decode one object to the end (or to the damage), handing hits to ``emit`` in batches."""
+    """Decode one object to the end (or to the damage), handing hits to ``emit`` in batches.
+
+    With ``emit_rows`` (``--direct``: hits become Arrow rows anyway) a standard log is decoded
+    by the compiled core straight into Arrow columns, handed to ``emit_rows``; only the lines
+    the core defers become ``Hit`` values for ``emit``. Counts and failures are the same.
+    """
     entry = ManifestEntry(
         obj.uri, obj.etag, obj.size, obj.kind or "", mode, since=window.since, until=window.until
     )
@@ -213,12 +247,17 @@ def decode_object(
         fail("unknown_layout", 0)
         return entry
     entry.format = fmt
+    blocks = iter_line_blocks(cast(BinaryIO, _Replay(first, stream)))
+    columns = decoders.columns(fmt) if emit_rows is not None else None
+    if columns is not None and emit_rows is not None:
+        _decode_columns(entry, blocks, columns, emit, emit_rows, on_lines, window, fail)
+        return entry
     decode, new_file = decoders.get(fmt)
     new_file()
     batch: list[Hit] = []
     lines = 0
     try:
-        for block in iter_line_blocks(cast(BinaryIO, _Replay(first, stream))):
+        for block in blocks:
             outs = _decode_block(decode, block)
             hits = [o for o in outs if o.__class__ is Hit]
             if len(hits) + outs.count(None) < len(outs):
@@ -245,6 +284,67 @@ def decode_object(
         emit(batch)
     entry.lines = lines
     return entry
+
+
+def _decode_columns(
+    entry: ManifestEntry,
+    blocks: Iterator[list[str | None]],
+    parser: NativeStandardParser,
+    emit: Callable[[list[Hit]], None],
+    emit_rows: Callable[[pa.RecordBatch], None],
+    on_lines: Callable[[int], None] | None,
+    window: Window,
+    fail: Callable[[str, int], None],
+) -> None:
+    """``decode_object``'s loop on the compiled core's Arrow columns (see there)."""
+    parser.reset()
+    rows: list[pa.RecordBatch] = []
+    pending = 0
+    hits: list[Hit] = []
+    lines = 0
+
+    def flush() -> None:
+        nonlocal rows, pending, hits
+        if rows:
+            entry.hits += pending
+            emit_rows(pa.concat_batches(rows))
+        if hits:
+            entry.hits += len(hits)
+            emit(hits)
+        rows, pending, hits = [], 0, []
+
+    try:
+        for block in blocks:
+            if None in block:  # over-long lines, skipped by the reader
+                kept = [i for i, line in enumerate(block) if line is not None]
+                found, failures = parser.parse_columns([cast(str, block[i]) for i in kept])
+                bad = [(kept[i], f.reason) for i, f in failures]
+                bad += [(i, "line_too_long") for i, line in enumerate(block) if line is None]
+            else:
+                found, failures = parser.parse_columns(cast(list[str], block))
+                bad = [(i, f.reason) for i, f in failures]
+            for i, reason in sorted(bad):
+                fail(reason, lines + i + 1)
+            lines += len(block)
+            inside, outside = window.split_rows(native_rows(parser.take_columns()))
+            entry.outside_window += outside
+            if inside.num_rows:
+                rows.append(inside)
+                pending += inside.num_rows
+            found, outside = window.split([h for h in found if h.is_hit])
+            entry.outside_window += outside
+            hits.extend(found)
+            if pending + len(hits) >= BATCH:
+                flush()
+            if on_lines is not None:
+                on_lines(len(block))
+    except (ObjectReadError, OSError, EOFError) as exc:
+        entry.complete = False
+        reason = exc.reason if isinstance(exc, ObjectReadError) else "read_error"
+        fail(reason, lines + 1)
+    parser.take_columns()  # nothing from a block cut short by a read error
+    flush()
+    entry.lines = lines
 
 
 def _streams(
@@ -316,10 +416,10 @@ def run_backfill(
     ``encode`` turns hit batches into what ``delivery`` sends (default: Arrow rows for
     ClickHouse). ``decode_processes`` > 0 reads, decodes and encodes the objects in that many
     child processes (``decoder``), objects shared out round-robin, while this process only writes.
-    Off by default (and in ``opens backfill``): on two cores it cost about twice the CPU per line
-    (each child pays its own start-up, pyarrow's one-time pandas import and the pickling, and
-    competes with ClickHouse's insert threads), so it was slower on 200,000 lines and only 10-30 %
-    faster on 1,000,000 lines of a quiet machine; ``scripts/bench_backfill`` measures both.
+    Off by default (and in ``opens backfill``): with the compiled core writing Arrow columns the
+    decoding half is a fifth of a backfill's CPU and the insert two thirds, so children only add
+    their start-up and pickling and compete with ClickHouse's insert threads (1,000,000 lines:
+    120,481 lines/s in two children, 124,212 in-process); ``scripts/bench_backfill`` measures both.
     """
     started = time.perf_counter()
     progress = progress or Progress()
@@ -358,10 +458,12 @@ def run_backfill(
             def emit(hits: list[Hit]) -> None:
                 writer.put_payload(encode(hits))
 
+            rows = writer.put_payload if isinstance(encode, ArrowRows) else None
+
             with fewer_gc_passes():
                 for obj, stream in _streams(todo, _default_opener(s3_client), read_ahead):
                     entry = decode_object(
-                        obj, stream, decoders, options.mode, emit, progress.lines, window
+                        obj, stream, decoders, options.mode, emit, progress.lines, window, rows
                     )
                     summary.add(entry)
                     writer.finished(entry)

@@ -20,8 +20,9 @@ from processor.core.builder import HitBuilder
 from processor.core.classify import Classifier
 from processor.core.context import DecodeContext
 from processor.core.fields import DEFAULT_REALTIME_FIELDS
-from processor.core.hit import Hit, new_hit
+from processor.core.hit import HIT_METHODS, HIT_STATUSES, Hit, new_hit
 from processor.core.kpl import KPL_MAGIC
+from processor.core.outcome import Failure
 from processor.core.realtime import _READ, RealtimeDecoder
 from processor.core.standard import StandardLayout, StandardParser
 
@@ -91,6 +92,7 @@ class NativeStandardParser(StandardParser):
     def __init__(self, ctx: DecodeContext | None = None, *, classifier: Classifier | None = None):
         super().__init__(ctx, classifier=classifier)
         self._core = _module().StandardCore(DEFER, **_builder_args(self._builder))
+        self._core.set_countable(sorted(HIT_METHODS), sorted(HIT_STATUSES))
         self._pushed: StandardLayout | None = None
         self._push()
 
@@ -132,6 +134,37 @@ class NativeStandardParser(StandardParser):
             result.extend(outs)
             start = stop
         return result
+
+    def parse_columns(self, lines: list[str]) -> tuple[list[Hit], list[tuple[int, Failure]]]:
+        """``parse_many`` without a ``Hit`` per countable line: the core appends those to its
+        columns (``take_columns``). Returns what the reference decoded from the lines the core
+        deferred: their hits (countable or not) and their failures with their index in
+        ``lines``. Lines with nothing to count leave no trace, as ``None`` in ``parse_many``."""
+        core = self._core
+        reference = super().parse_line
+        hits: list[Hit] = []
+        failures: list[tuple[int, Failure]] = []
+        start, end = 0, len(lines)
+        while start < end:
+            codes, stop = core.parse_columns(lines, start)
+            at = codes.find(b"d")
+            while at >= 0:
+                out = reference(lines[start + at])
+                if isinstance(out, Failure):
+                    failures.append((start + at, out))
+                elif out is not None:
+                    hits.append(out)
+                at = codes.find(b"d", at + 1)
+            if self.layout is not self._pushed:
+                self._push()  # the run ended with a ``#Fields:`` header
+            start = stop
+        return hits, failures
+
+    def take_columns(self) -> tuple[Any, ...]:
+        """The countable hits ``parse_columns`` kept since the last call: ``(rows, [(offsets,
+        data)] * 16, ts, status, bytes, time_taken)`` — little-endian Arrow buffers, string
+        columns in ``HIT_COLUMNS`` order with i64 offsets (``backfill.encode.native_rows``)."""
+        return self._core.take_columns()  # type: ignore[no-any-return]
 
 
 class NativeRealtimeDecoder(RealtimeDecoder):

@@ -77,12 +77,13 @@ def iter_line_blocks(
                 yield block
             continue
         pending = chunk[cut + 1 :]
-        text = chunk[:cut].decode("utf-8", "replace")
-        if cut > max_line:
-            # Only a block longer than the limit can hold an over-long line.
-            block.extend(None if len(line) > max_line else line for line in text.split("\n"))
+        lines = chunk[:cut].decode("utf-8", "replace").split("\n")
+        # Only a block longer than the limit can hold an over-long line; ``max`` (C speed)
+        # tells whether this one does before any line is looked at in Python.
+        if cut > max_line and max(map(len, lines)) > max_line:
+            block.extend(None if len(line) > max_line else line for line in lines)
         else:
-            block.extend(text.split("\n"))
+            block.extend(lines)
         yield block
         if len(pending) > max_line:
             pending = b""

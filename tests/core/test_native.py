@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from processor.backfill.encode import HITS_SCHEMA, ArrowRows, native_rows
 from processor.core import native
 from processor.core.classify import Classifier
 from processor.core.context import DecodeContext, IpPrivacy
@@ -24,6 +25,7 @@ from processor.core.fields import DEFAULT_REALTIME_FIELDS
 from processor.core.hit import Hit
 from processor.core.logparse import ParseSummary, block_decoder, decode_blocks, decode_lines
 from processor.core.logparse import line_decoder as _line_decoder
+from processor.core.outcome import Failure
 from processor.core.reader import CHUNK, MAX_LINE, iter_line_blocks, iter_lines
 from processor.core.realtime import RealtimeDecoder
 from processor.core.standard import StandardParser
@@ -385,3 +387,49 @@ def _reference_lines_iter(
 def _reference_lines(data: bytes, chunk: int, max_line: int) -> list[str | None]:
     stream = io.BytesIO(data)
     return list(_reference_lines_iter(stream, chunk_size=chunk, max_line=max_line))  # type: ignore[arg-type]
+
+
+# -- Arrow columns (the backfill's --direct path) -------------------------------------------
+
+
+def _rows_equal_reference(lines: list[str], ctx: DecodeContext) -> None:
+    """``parse_columns`` + the deferred lines' hits == the reference's countable hits as Arrow
+    rows (as multisets: the core's rows come first), and the same failures at the same lines."""
+    ref = StandardParser(ctx, classifier=CLASSIFIER)
+    outs = [ref.parse_line(line) for line in lines]
+    want = ArrowRows()([o for o in outs if isinstance(o, Hit) and o.is_hit]).to_pylist()
+    fast = native.standard_parser(ctx, classifier=CLASSIFIER)
+    assert isinstance(fast, native.NativeStandardParser)
+    found, failures = fast.parse_columns(lines)
+    got = native_rows(fast.take_columns()).to_pylist()
+    got += ArrowRows()([h for h in found if h.is_hit]).to_pylist()
+    assert sorted(map(repr, got)) == sorted(map(repr, want))
+    assert failures == [(i, o) for i, o in enumerate(outs) if isinstance(o, Failure)]
+    assert (fast.headers, fast.blank) == (ref.headers, ref.blank)
+    assert fast.take_columns()[0] == 0  # taking empties the core
+
+
+@SETTINGS
+@given(st.lists(_requests, min_size=1, max_size=8), _contexts, st.booleans())
+def test_standard_columns_equal(reqs: list[Req], ctx: DecodeContext, double: bool) -> None:
+    lines = [standard_header()] + [standard_line(r, double_ua=double) for r in reqs]
+    _rows_equal_reference(lines, ctx)
+
+
+@SETTINGS
+@given(st.lists(_mutations(), min_size=1, max_size=6), st.booleans())
+def test_standard_columns_hostile_equal(lines: list[str], pixel_only: bool) -> None:
+    good = _good_line()
+    _rows_equal_reference([good, *lines, good], DecodeContext(secrets=(SECRET,), pixel_only=True))
+    _rows_equal_reference(lines, DecodeContext(secrets=(SECRET,), pixel_only=pixel_only))
+
+
+def test_columns_are_the_hits_table_schema() -> None:
+    fast = native.standard_parser(DecodeContext(secrets=(SECRET,)), classifier=CLASSIFIER)
+    assert isinstance(fast, native.NativeStandardParser)
+    found, failures = fast.parse_columns([_good_line()] * 3)
+    rows = native_rows(fast.take_columns())
+    assert (found, failures, rows.num_rows) == ([], [], 3)
+    assert rows.schema == HITS_SCHEMA
+    empty = native_rows(fast.take_columns())
+    assert (empty.num_rows, empty.schema) == (0, HITS_SCHEMA)
