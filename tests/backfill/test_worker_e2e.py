@@ -80,6 +80,21 @@ def _summary(remote: Any) -> dict[str, dict[str, Any]]:
     return {r[0]: dict(zip(KEYS, r[1:], strict=True)) for r in rows}
 
 
+def _settled_summary(remote: Any, expected: Any, timeout: float = 30) -> dict[str, Any]:
+    """The summary once it equals ``expected`` (else the last one, after ``timeout``).
+
+    A row of ``hits`` is visible as soon as its part is committed, which can be a moment
+    before the parts the same insert writes through the materialized views (they are filled in
+    parallel), so "every id is in hits" does not yet mean "every view has it".
+    """
+    deadline = time.monotonic() + timeout
+    found = _summary(remote)
+    while found != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        found = _summary(remote)
+    return found
+
+
 def test_backfill_through_a_running_worker_overlapping_real_time(
     stack: LocalStack, tmp_path: Path
 ) -> None:
@@ -115,7 +130,7 @@ def test_backfill_through_a_running_worker_overlapping_real_time(
         assert done.returncode == 0, done.stderr[-2000:]
         _wait_for_ids(port, {h.request_id for h in truth_hits(reqs)}, timeout=300)
         expected = truth(truth_hits(reqs) + truth_hits(seen))
-        assert _summary(remote) == expected
+        assert _settled_summary(remote, expected) == expected
         hits = remote.query("SELECT count() FROM hits FINAL").result_rows[0][0]
         assert hits == len(truth_hits(reqs))
 
@@ -130,6 +145,6 @@ def test_backfill_through_a_running_worker_overlapping_real_time(
         # before the sink, so nothing new is written and the numbers stay the same.
         worker.wait_for("opens_duplicates_dropped_total", dropped + len(truth_hits(reqs)), 300)
         assert worker.metrics()["opens_sink_rows_total"] == written
-        assert _summary(remote) == expected
+        assert _settled_summary(remote, expected) == expected
     finally:
         worker.stop()
