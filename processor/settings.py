@@ -85,7 +85,12 @@ class Settings(BaseSettings):
         None,
         description="with OPENS_KINESIS_START=AT_TIMESTAMP: where new shards start reading",
     )
-    kinesis_poll_interval: float = Field(1.0, gt=0, le=60)
+    kinesis_poll_interval: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="seconds between reads of a shard that is not behind (2 of its 5 reads/s)",
+    )
     kinesis_refresh_seconds: float = Field(30.0, gt=0, description="shard list refresh period")
 
     # --- worker state (Faust tables) ---
@@ -98,7 +103,8 @@ class Settings(BaseSettings):
 
     # --- ClickHouse sink ---
     sink_batch_size: int = Field(5000, ge=1)
-    sink_flush_seconds: float = Field(1.0, gt=0)
+    # 0.5 s: freshness (Kinesis put → ClickHouse) p95 stays under 2 s with the poll interval.
+    sink_flush_seconds: float = Field(0.5, gt=0)
 
     # --- worker logs and web endpoints ---
     log_format: Literal["text", "json"] = Field("text", description="json: one object per line")
