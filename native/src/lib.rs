@@ -922,7 +922,6 @@ struct StandardCore {
     min_fields: usize,
     ranges: Vec<(usize, usize)>,
     /// `parse_columns` appends countable hits here instead of building `Hit` objects.
-    to_columns: bool,
     cols: Columns,
 }
 
@@ -956,7 +955,6 @@ impl StandardCore {
             maxsplit: 0,
             min_fields: usize::MAX,
             ranges: Vec::new(),
-            to_columns: false,
             cols: Columns::default(),
         })
     }
@@ -979,7 +977,6 @@ impl StandardCore {
     ) -> (Bound<'py, PyBytes>, usize) {
         let mut codes = Vec::with_capacity(lines.len().saturating_sub(start));
         let mut i = start;
-        self.to_columns = true;
         while i < lines.len() {
             let Ok(line) = lines.get_item(i) else { break };
             i += 1;
@@ -988,7 +985,7 @@ impl StandardCore {
                 .ok()
                 .and_then(|s| s.to_str().ok());
             let out = match text {
-                Some(t) => self.parse_str(py, t).unwrap_or(Out::Defer),
+                Some(t) => self.parse_str(py, t, true).unwrap_or(Out::Defer),
                 None => Out::Defer,
             };
             codes.push(match out {
@@ -1000,7 +997,6 @@ impl StandardCore {
                 break;
             }
         }
-        self.to_columns = false;
         (PyBytes::new(py, &codes), i)
     }
 
@@ -1060,12 +1056,12 @@ impl StandardCore {
     /// and the reference reports it as it always did.
     fn parse_any(&mut self, py: Python<'_>, line: &Bound<'_, PyAny>) -> Out {
         match line.downcast::<PyString>().map(|s| s.to_str()) {
-            Ok(Ok(text)) => self.parse_str(py, text).unwrap_or(Out::Defer),
+            Ok(Ok(text)) => self.parse_str(py, text, false).unwrap_or(Out::Defer),
             _ => Out::Defer,
         }
     }
 
-    fn parse_str(&mut self, py: Python<'_>, line: &str) -> PyResult<Out> {
+    fn parse_str(&mut self, py: Python<'_>, line: &str, to_columns: bool) -> PyResult<Out> {
         let line = line.trim_end_matches(['\r', '\n']);
         // `line.isspace()` lines are counted as blank by the reference; any non-ASCII
         // character might be whitespace to Python, so only an ASCII one proves the line is not.
@@ -1080,12 +1076,19 @@ impl StandardCore {
         }
         let mut ranges = std::mem::take(&mut self.ranges);
         split_tabs(line, self.maxsplit, &mut ranges);
-        let out = self.fields(py, line, &ranges);
+        let out = self.fields(py, line, &ranges, to_columns);
         self.ranges = ranges;
         out
     }
 
-    fn fields(&mut self, py: Python<'_>, line: &str, ranges: &[(usize, usize)]) -> PyResult<Out> {
+    /// `to_columns`: append a countable hit to `self.cols` instead of building a `Hit`.
+    fn fields(
+        &mut self,
+        py: Python<'_>,
+        line: &str,
+        ranges: &[(usize, usize)],
+        to_columns: bool,
+    ) -> PyResult<Out> {
         // One part means no TAB at all: Python splits on runs of spaces then (deferred).
         if ranges.len() == 1 || ranges.len() < self.min_fields {
             return Ok(Out::Defer);
@@ -1161,7 +1164,7 @@ impl StandardCore {
             taken,
             pixel,
         };
-        if self.to_columns {
+        if to_columns {
             self.b.build_columns(py, &fields, &mut self.cols)
         } else {
             self.b.build(py, &fields)

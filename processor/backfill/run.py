@@ -305,9 +305,9 @@ def _decode_columns(
 
     def flush() -> None:
         nonlocal rows, pending, hits
-        if rows:
-            entry.hits += pending
-            emit_rows(pa.concat_batches(rows))
+        entry.hits += pending
+        for batch in rows:  # one per block: never near Arrow's 2 GiB string-offset limit
+            emit_rows(batch)
         if hits:
             entry.hits += len(hits)
             emit(hits)

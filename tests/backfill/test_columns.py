@@ -68,34 +68,42 @@ _kinds = st.sampled_from(
 )
 
 
-def _run(data: bytes, window: Window, columns: bool) -> tuple[ManifestEntry, list[str]]:
-    obj = LogObject("/logs/x.gz", "etag", len(data), "standard", None, None)
-    rows: list[Any] = []
+def _run(
+    objects: list[bytes], window: Window, columns: bool
+) -> list[tuple[ManifestEntry, list[str]]]:
+    """Each object decoded in turn by one set of decoders (their state carries over, as in a
+    run): its manifest entry and the rows it delivered."""
+    decoders = _Decoders(CTX)
     encode = ArrowRows()
+    out = []
+    for n, data in enumerate(objects):
+        obj = LogObject(f"/logs/{n}.gz", "etag", len(data), "standard", None, None)
+        rows: list[Any] = []
 
-    def emit(hits: list[Hit]) -> None:
-        rows.append(encode(hits))
+        def emit(hits: list[Hit], rows: list[Any] = rows) -> None:
+            rows.append(encode(hits))
 
-    stream = ChunkStream(lambda: io.BytesIO(data))
-    try:
-        entry = decode_object(
-            obj, stream, _Decoders(CTX), "direct", emit, None, window,
-            rows.append if columns else None,
-        )  # fmt: skip
-    finally:
-        stream.close()
-    table = pa.Table.from_batches(rows, schema=rows[0].schema) if rows else None
-    return entry, sorted(map(repr, table.to_pylist())) if table else []
+        stream = ChunkStream(lambda data=data: io.BytesIO(data))
+        try:
+            entry = decode_object(
+                obj, stream, decoders, "direct", emit, None, window,
+                rows.append if columns else None,
+            )  # fmt: skip
+        finally:
+            stream.close()
+        table = pa.Table.from_batches(rows, schema=rows[0].schema) if rows else None
+        out.append((entry, sorted(map(repr, table.to_pylist())) if table else []))
+    return out
 
 
 NO_WINDOW = Window()
 
 
-def _same(data: bytes, window: Window = NO_WINDOW) -> ManifestEntry:
-    by_hits = _run(data, window, columns=False)
-    by_columns = _run(data, window, columns=True)
+def _same(*objects: bytes, window: Window = NO_WINDOW) -> ManifestEntry:
+    by_hits = _run(list(objects), window, columns=False)
+    by_columns = _run(list(objects), window, columns=True)
     assert by_columns == by_hits
-    return by_hits[0]
+    return by_hits[-1][0]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -114,7 +122,7 @@ def test_columns_equal_hits(
         lines.append(_line(i, kind))
     at = [None if m is None else datetime.fromtimestamp((START_MS + m * 61_000) / 1000, UTC)
           for m in (since, until)]  # fmt: skip
-    entry = _same(gzip.compress(("\n".join(lines) + "\n").encode()), Window(at[0], at[1]))
+    entry = _same(gzip.compress(("\n".join(lines) + "\n").encode()), window=Window(at[0], at[1]))
     spaced = sum(kind == "spaces" for kind, _ in kinds)
     assert entry.hits + entry.outside_window >= spaced  # deferred lines that are hits count
 
@@ -133,3 +141,17 @@ def test_columns_count_over_long_lines_and_a_cut_gzip_like_hits() -> None:
     cut = gzip.compress(("\n".join(lines[:2500]) + "\n").encode(), 1)
     cut_entry = _same(cut[: len(cut) * 3 // 4])
     assert not cut_entry.complete and 0 < cut_entry.hits < 2500
+
+
+def test_columns_over_many_batches_and_objects_in_a_row() -> None:
+    """More hits than one hand-over (``BATCH``), and a second object decoded by the parser that
+    ended the first under another header (each object starts from today's layout again)."""
+    big = [standard_header()] + [_line(i, "ok" if i % 50 else "spaces") for i in range(25_000)]
+    old = [standard_header(), *(_line(i, "ok") for i in range(10)), _OLD_HEADER]
+    headless = [_line(i, "ok") for i in range(100, 120)]
+    entry = _same(
+        gzip.compress(("\n".join(big) + "\n").encode()),
+        gzip.compress(("\n".join(old) + "\n").encode()),
+        gzip.compress(("\n".join(headless) + "\n").encode()),
+    )
+    assert (entry.lines, entry.hits, entry.bad_lines) == (20, 20, 0)
