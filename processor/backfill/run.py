@@ -276,14 +276,20 @@ def decode_object(
             if on_lines is not None:
                 on_lines(len(outs))
     except (ObjectReadError, OSError, EOFError) as exc:
-        entry.complete = False
-        reason = exc.reason if isinstance(exc, ObjectReadError) else "read_error"
-        fail(reason, lines + 1)
+        _stopped_reading(entry, exc, lines + 1, fail)
     if batch:
         entry.hits += len(batch)
         emit(batch)
     entry.lines = lines
     return entry
+
+
+def _stopped_reading(
+    entry: ManifestEntry, exc: Exception, line: int, fail: Callable[[str, int], None]
+) -> None:
+    """The object could not be read past ``line``: it stays incomplete, the reason counted."""
+    entry.complete = False
+    fail(exc.reason if isinstance(exc, ObjectReadError) else "read_error", line)
 
 
 def _decode_columns(
@@ -339,9 +345,7 @@ def _decode_columns(
             if on_lines is not None:
                 on_lines(len(block))
     except (ObjectReadError, OSError, EOFError) as exc:
-        entry.complete = False
-        reason = exc.reason if isinstance(exc, ObjectReadError) else "read_error"
-        fail(reason, lines + 1)
+        _stopped_reading(entry, exc, lines + 1, fail)
     parser.take_columns()  # nothing from a block cut short by a read error
     flush()
     entry.lines = lines
