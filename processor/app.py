@@ -21,7 +21,7 @@ import faust
 from faust import streams as faust_streams
 from faust.web import Request, Response, View
 
-from processor.backoff import backoff_delay
+from processor.backoff import backoff_delay, retry
 from processor.core.hit import Hit
 from processor.core.native import realtime_decoder
 from processor.core.outcome import Failure
@@ -210,20 +210,12 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         would lose it; retrying keeps the event unacknowledged (so uncommitted) until it is
         handled. A partly done step repeats harmlessly: every consumer downstream dedupes.
         """
-        attempt = 0
-        while True:
-            try:
-                await step()
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, base=0.5, cap=30.0)
-                pipe.metrics.kafka_errors.labels(what, type(exc).__name__).inc()
-                log.warning(
-                    "sending to %s failed (%r); retry %d in %.1fs", what, exc, attempt, delay
-                )
-                await asyncio.sleep(delay)
-            else:
-                return
+
+        def failed(exc: Exception, attempt: int, delay: float) -> None:
+            pipe.metrics.kafka_errors.labels(what, type(exc).__name__).inc()
+            log.warning("sending to %s failed (%r); retry %d in %.1fs", what, exc, attempt, delay)
+
+        await retry(step, failed)
 
     async def send_hits(hits: list[Hit]) -> None:
         """Hits to their subscriber partitions, returning once the broker acknowledged all."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _rng = random.SystemRandom()
 
@@ -12,3 +17,23 @@ def backoff_delay(attempt: int, *, base: float = 0.2, cap: float = 30.0) -> floa
     "equal jitter" (50-100 % of the step) so many retriers do not retry in lockstep."""
     step = min(cap, base * float(2 ** max(0, attempt)))
     return step * _rng.uniform(0.5, 1.0)
+
+
+async def retry(
+    step: Callable[[], Awaitable[T]],
+    on_error: Callable[[Exception, int, float], None],
+    *,
+    base: float = 0.5,
+    cap: float = 30.0,
+) -> T:
+    """``await step()`` until it returns; each failure is reported as ``on_error(exc, attempt,
+    delay)`` and followed by a back-off sleep. Cancellation is not a failure: it propagates."""
+    attempt = 0
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            attempt += 1
+            delay = backoff_delay(attempt, base=base, cap=cap)
+            on_error(exc, attempt, delay)
+            await asyncio.sleep(delay)

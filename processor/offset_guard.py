@@ -9,14 +9,13 @@ a later message arrives — checks idle partitions against their high-water mark
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from processor.backoff import backoff_delay
+from processor.backoff import retry
 from processor.metrics import Metrics
 from processor.offsets import LOUD_AFTER, Plan, Rewinds, offset_key, plan
 
@@ -74,17 +73,14 @@ class OffsetGuard:
     async def _earliest(self, tp: Any) -> int:
         """The partition's first offset, asked until Kafka answers: the batch waits meanwhile
         (backpressure) rather than crash the agent."""
-        attempt = 0
-        while True:
-            try:
-                return int((await self.app.consumer.earliest_offsets(tp))[tp])
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, base=0.5, cap=30.0)
-                log.warning(
-                    "%s: first offset unknown (%r); retry %d in %.1fs", tp, exc, attempt, delay
-                )
-                await asyncio.sleep(delay)
+
+        async def ask() -> int:
+            return int((await self.app.consumer.earliest_offsets(tp))[tp])
+
+        def failed(exc: Exception, attempt: int, delay: float) -> None:
+            log.warning("%s: first offset unknown (%r); retry %d in %.1fs", tp, exc, attempt, delay)
+
+        return await retry(ask, failed)
 
     async def fill_hole(self, tp: Any, expected: int, seen: int) -> int | None:
         """Act on a hole at ``expected``. Returns the offset to expect instead when Kafka no

@@ -49,8 +49,12 @@ class Consumer:
     earliest: dict[int, int] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     seeks: list[tuple[int, int]] = field(default_factory=list)
+    failures: int = 0  # earliest_offsets raises this many times first (broker unreachable)
 
     async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker unreachable")
         return {tp: self.earliest.get(tp.partition, 0) for tp in tps}
 
     async def seek_wait(self, partitions: dict[Any, int]) -> None:
@@ -105,6 +109,23 @@ def test_nothing_processed_yet_starts_at_the_partitions_first_offset() -> None:
     kept, ends = asyncio.run(g.in_order(events(0, 7, 8)))
     assert kept == [] and ends == {}
     assert consumer.seeks == [(0, 3)]
+
+
+def test_first_offset_is_asked_again_until_kafka_answers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[float] = []
+
+    async def no_wait(delay: float) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr("processor.backoff.asyncio.sleep", no_wait)
+    consumer = Consumer(earliest={0: 3}, failures=2)
+    g, _ = guard(consumer, {})
+    kept, _ = asyncio.run(g.in_order(events(0, 3, 4)))
+    assert [e.message.offset for e in kept] == [3, 4]
+    assert len(waits) == 2 and 0 < waits[0] <= waits[1] * 2
+    assert caplog.text.count("first offset unknown") == 2
 
 
 def test_offsets_deleted_by_retention_are_passed_loudly_from_the_first_offset_kept() -> None:
