@@ -18,7 +18,7 @@ from processor.sinks.clickhouse.schema import (
     load_migrations,
     render_cluster,
 )
-from tests.factories import generate, summary, write
+from tests.factories import check, generate, summary, write
 
 
 @pytest.mark.unit
@@ -41,11 +41,66 @@ def test_cluster_variant_replicates_and_distributes_every_table() -> None:
         dist = next(s for s in sql if s.startswith(f"CREATE TABLE IF NOT EXISTS `opens`.{t} "))
         assert f"ENGINE = Distributed(`prod`, `opens`, {t}_local" in dist
     mvs = [s for s in sql if "MATERIALIZED VIEW" in s]
-    assert len(mvs) == 3
     assert all("FROM `opens`.hits_local" in s and "_local AS" in s for s in mvs)
+    created = [s.split()[6].split(".")[1] for s in mvs]
+    dropped = [s.split()[4].split(".")[1] for s in sql if s.startswith("DROP VIEW")]
+    assert set(created) - set(dropped) == {
+        "first_opens_rows_mv",
+        "opens_by_minute_mv",
+        "pipeline_state_mv",
+    }
+    # A view is dropped only after its replacement writes to the same table.
+    assert sql.index(next(s for s in sql if s.startswith("DROP VIEW"))) > sql.index(
+        next(s for s in mvs if "first_opens_rows_mv" in s)
+    )
     assert all("ON CLUSTER" in s for s in sql)
     with pytest.raises(ValueError, match="invalid cluster"):
         render_cluster("opens", "x; DROP")
+
+
+@pytest.mark.integration
+def test_upgrade_to_per_row_first_opens_keeps_every_number(
+    chdb_client: Any, ch_database: str
+) -> None:
+    """A database filled under migration 8 (first opens grouped per insert) and then upgraded
+    gives the truth over old rows, new rows and replays of old requests across the upgrade."""
+    old = [m for m in load_migrations() if m.version <= 8]
+    apply_migrations(chdb_client, ch_database)  # creates the version table …
+    chdb_client.command(f"DROP DATABASE {ch_database}")
+    chdb_client.command(f"CREATE DATABASE {ch_database}")
+    chdb_client.command(
+        f"CREATE TABLE {ch_database}.schema_migrations (version UInt32, name String, "
+        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree "
+        "ORDER BY version"
+    )
+    for mig in old:  # … and this rebuilds it as a migration-8 database
+        for stmt in mig.statements(ch_database):
+            chdb_client.command(stmt)
+        chdb_client.insert(
+            "schema_migrations", [[mig.version, mig.name]], ["version", "name"], ch_database
+        )
+    rnd = random.Random(8)
+    before = generate(rnd, 300, ["upgrade", "other"])
+    write(chdb_client, ch_database, before)
+    grouped = chdb_client.command(f"SELECT count() FROM {ch_database}.first_opens")
+    assert [m.version for m in apply_migrations(chdb_client, ch_database)] == [9]
+    views = chdb_client.query(
+        f"SELECT name FROM system.tables WHERE database = '{ch_database}' AND name LIKE '%_mv'"
+    ).result_rows
+    assert {v[0] for v in views} == {
+        "first_opens_rows_mv",
+        "opens_by_minute_mv",
+        "pipeline_state_mv",
+    }
+    after = generate(random.Random(9), 300, ["upgrade", "third"])
+    after = [dataclasses.replace(h, request_id=f"new-{h.request_id}") for h in after]
+    write(chdb_client, ch_database, after, before[::3])
+    check(chdb_client, ch_database, before + after)
+    opened = sum(h.signature != "invalid" for h in after + before[::3])
+    # One row per open since the upgrade, until the engine's merges collapse them.
+    assert chdb_client.command(f"SELECT count() FROM {ch_database}.first_opens") <= grouped + opened
+    chdb_client.command(f"OPTIMIZE TABLE {ch_database}.first_opens FINAL")
+    check(chdb_client, ch_database, before + after)
 
 
 @pytest.mark.integration

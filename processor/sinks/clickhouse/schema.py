@@ -87,6 +87,7 @@ _MV = re.compile(
     r"(?P<select>.*)$",
     re.S,
 )
+_DROP_VIEW = re.compile(r"^DROP VIEW IF EXISTS (?P<db>`\w+`)\.(?P<name>\w+)$")
 _ALTER = re.compile(r"^ALTER TABLE (?P<db>`\w+`)\.(?P<name>\w+)\s+(?P<rest>.*)$", re.S)
 # Rows of one subscriber stay on one shard, so per-shard first opens and request-id sets are
 # complete and merging shards never counts a request twice.
@@ -131,6 +132,8 @@ def render_cluster(database: str, cluster: str) -> list[str]:
                     f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{m['name']} {on} "
                     f"TO {db}.{m['to']}_local AS{select}"
                 )
+            elif d := _DROP_VIEW.match(stmt):
+                out.append(f"DROP VIEW IF EXISTS {db}.{d['name']} {on}")
             elif a := _ALTER.match(stmt):
                 # The local tables hold the columns; the Distributed table mirrors them.
                 for table in (f"{a['name']}_local", a["name"]):
