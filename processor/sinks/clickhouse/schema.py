@@ -50,8 +50,9 @@ def applied_versions(client: Any, database: str) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def apply_migrations(client: Any, database: str) -> list[Migration]:
-    """Create the database and apply every migration not yet recorded; returns those applied."""
+def apply_migrations(client: Any, database: str, upto: int | None = None) -> list[Migration]:
+    """Create the database and apply every migration not yet recorded, up to version ``upto``
+    (default: all); returns those applied."""
     db = {"db": database}
     client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters=db)
     client.command(
@@ -63,7 +64,7 @@ def apply_migrations(client: Any, database: str) -> list[Migration]:
     done = applied_versions(client, database)
     applied = []
     for mig in load_migrations():
-        if mig.version in done:
+        if mig.version in done or (upto is not None and mig.version > upto):
             continue
         for statement in mig.statements(database):
             client.command(statement)
