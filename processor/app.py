@@ -458,8 +458,9 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     async def query_endpoint() -> None:
         """The read-only ClickHouse-compatible endpoint and the dashboard, in this process
         because only this process may open the embedded ClickHouse."""
+        from processor.analytics.access import endpoint_backend, endpoint_guard
         from processor.analytics.endpoint_file import published
-        from processor.analytics.query_server import ClientBackend, serve
+        from processor.analytics.query_server import serve
 
         attempt = 0
         while True:
@@ -478,9 +479,8 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
                     exc,
                 )
                 await asyncio.sleep(delay)
-        runner = await serve(
-            ClientBackend(client, target.database), settings.query_host, settings.query_port
-        )
+        backend = endpoint_backend(settings, client)
+        runner = await serve(backend, endpoint_guard(settings), settings.query_port)
         log.info("read-only query endpoint and dashboard on %s", settings.query_url)
         try:
             with published(settings):

@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     query_host: str = Field("127.0.0.1", description="read-only ClickHouse-compatible endpoint")
     query_port: int = Field(8124, ge=1, le=65535)
 
+    # --- read-only query endpoint and dashboard: who may ask, and how much ---
+    query_user: str = Field(
+        "", description="user the endpoint requires (HTTP basic / X-ClickHouse-User)"
+    )
+    query_password: SecretStr = Field(SecretStr(""), description="that user's password")
+    query_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Host names the endpoint answers to besides loopback and its bind address"
+    )
+    query_max_execution_seconds: float = Field(30.0, gt=0, le=3600)
+    query_max_memory_bytes: int = Field(1 << 30, ge=16 << 20, description="per query")
+    query_max_result_rows: int = Field(10_000_000, ge=1)
+    query_max_result_bytes: int = Field(256 << 20, ge=1 << 20)
+    query_max_threads: int = Field(2, ge=1, le=64, description="threads one query may use")
+    query_concurrency: int = Field(4, ge=1, le=64, description="queries run at once; more get 503")
+    clickhouse_reader_url: str = Field(
+        "", description="http(s)://… of a read-only ClickHouse account the endpoint reads with"
+    )
+
     # --- Kafka topics ---
     topic_hits: str = "opens-hits"
     topic_shards: str = Field("opens-kinesis-shards", description="checkpoints + shard ownership")
@@ -130,12 +148,17 @@ class Settings(BaseSettings):
         except UnknownFieldError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("query_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        return tuple(h.lower() for h in _split_csv(value))
+
     @field_validator("pixel_secrets", mode="before")
     @classmethod
     def _secrets(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("clickhouse_url")
+    @field_validator("clickhouse_url", "clickhouse_reader_url")
     @classmethod
     def _ch_url(cls, value: str) -> str:
         if value and not re.match(r"^(chdb|https?|clickhouse)://", value):
@@ -183,7 +206,9 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "pixel_secrets":
                 value = ["***"] * len(value)
-            elif name == "clickhouse_url":
+            elif name == "query_password":
+                value = "***" if value.get_secret_value() else ""
+            elif name in ("clickhouse_url", "clickhouse_reader_url"):
                 value = mask_url(value)
             out[name] = str(value) if isinstance(value, Path) else value
         out["clickhouse_dsn"] = mask_url(self.clickhouse_dsn)

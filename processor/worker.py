@@ -62,6 +62,10 @@ def wait_for_kafka(brokers: str, timeout: float) -> None:
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
+    from processor.analytics.access import endpoint_guard
+    from processor.analytics.query_server import check_exposure
+
+    check_exposure(endpoint_guard(settings))  # refuse an unauthenticated public endpoint up front
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_config = logging_config(settings.log_format, loglevel)
     if log_config is not None:  # before the first line we log, not only once Faust starts

@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
-from processor.analytics.query_server import ClientBackend, serve
+from processor.analytics.query_backends import ChdbReaders
+from processor.analytics.query_policy import ReaderLimits
+from processor.analytics.query_server import serve
+from processor.analytics.web_guard import Guard
 from processor.devstack.chdb_server import ChdbServer
 from processor.devstack.process import free_port
 from processor.devstack.stack import LocalStack
@@ -126,7 +129,9 @@ def endpoint(chdb_client: Any, ch_database: str) -> Iterator[str]:
     def run() -> None:
         asyncio.set_event_loop(loop)
         runner = loop.run_until_complete(
-            serve(ClientBackend(chdb_client, ch_database), "127.0.0.1", port)
+            serve(
+                ChdbReaders(chdb_client.path, ch_database, ReaderLimits()), Guard("127.0.0.1"), port
+            )
         )
         started.set()
         loop.run_forever()

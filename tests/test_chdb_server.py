@@ -67,7 +67,11 @@ def test_request_bodies_and_settings() -> None:
         "no_such_setting": "1",
         "readonly": "1",
     }
-    assert engine_settings(query, frozenset({"max_threads", "readonly"})) == {"max_threads": "2"}
+    # readonly is a setting like any other: a request's session ends with the request.
+    assert engine_settings(query, frozenset({"max_threads", "readonly"})) == {
+        "max_threads": "2",
+        "readonly": "1",
+    }
 
 
 def test_speaks_clickhouse_http(chdb_server: ChdbServer) -> None:

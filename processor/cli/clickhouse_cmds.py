@@ -189,11 +189,14 @@ def forget(
 
 def dashboard(ctx: typer.Context) -> None:
     """Serve the dashboard (and the read-only query endpoint) against any ClickHouse."""
-    from processor.analytics.query_server import ClientBackend, serve
+    from processor.analytics.access import endpoint_backend, endpoint_guard
+    from processor.analytics.query_server import check_exposure, serve
     from processor.sinks.clickhouse.client import ClickHouseTarget, connect
     from processor.sinks.clickhouse.schema import apply_migrations
 
     s = settings_from(ctx)
+    guard = endpoint_guard(s)
+    check_exposure(guard)  # before anything is opened: the one-line reason, no traceback
     target = ClickHouseTarget.parse(s.clickhouse_dsn, s.clickhouse_database)
     client = connect(target)
     apply_migrations(client, target.database)
@@ -201,7 +204,7 @@ def dashboard(ctx: typer.Context) -> None:
     async def run() -> None:
         from processor.analytics.endpoint_file import published
 
-        runner = await serve(ClientBackend(client, target.database), s.query_host, s.query_port)
+        runner = await serve(endpoint_backend(s, client), guard, s.query_port)
         err_console.print(f"dashboard: {s.query_url}/dashboard  (Ctrl-C stops)")
         try:
             with published(s) if target.embedded else contextlib.nullcontext():

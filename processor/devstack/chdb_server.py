@@ -22,7 +22,7 @@ What it speaks:
   ``X-ClickHouse-Exception-Code`` header and a 4xx/5xx status.
 
 Not a security boundary: no authentication (credentials are accepted and ignored) and no
-sessions; bind it to loopback only. One statement runs at a time.
+sessions beyond one request; bind it to loopback only.
 """
 
 from __future__ import annotations
@@ -75,7 +75,6 @@ TRANSPORT_PARAMS = frozenset(
         "send_progress_in_http_headers",
         "http_headers_progress_interval_ms",
         "cancel_http_readonly_queries_on_client_close",
-        "readonly",  # once set on the shared engine connection it could never be reset
     }
 )
 _INSERT_FORMAT = re.compile(
@@ -189,20 +188,21 @@ class Engine:
         import chdb
 
         path.mkdir(parents=True, exist_ok=True)
-        # Typed in some chdb 4.4 builds, untyped in others: call it through Any either way.
-        connect: Any = chdb.connect
-        self.conn = connect(str(path))
+        self._connect: Any = chdb.connect  # typed in some chdb 4.4 builds, not in others
+        self.path = str(path)
+        self.conn = self._connect(self.path)
         self.tmp = path / "http-inserts"
         self.tmp.mkdir(exist_ok=True)
-        self.database = "default"
         rows = self._raw("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self.version, self.timezone = rows[0], rows[1]
         names = self._raw("SELECT name FROM system.settings", "TabSeparated").bytes().decode()
         self.known_settings = frozenset(names.split())
 
-    def _raw(self, sql: str, fmt: str, params: dict[str, str] | None = None) -> Any:
+    def _raw(
+        self, sql: str, fmt: str, params: dict[str, str] | None = None, conn: Any = None
+    ) -> Any:
         try:
-            return self.conn.query(sql, fmt, params=params or {})
+            return (conn or self.conn).query(sql, fmt, params=params or {})
         except Exception as exc:
             text = str(exc).strip()
             m = _CODE.search(text)
@@ -217,36 +217,34 @@ class Engine:
         params: dict[str, str],
         settings: dict[str, str],
     ) -> Answer:
-        wanted = database or "default"
-        if wanted != self.database:
-            self._raw(f"USE `{wanted.replace('`', '')}`", "TabSeparated")
-            self.database = wanted
-        applied = []
+        # A session per request, as a server gives one per HTTP query: its settings (readonly
+        # included, which can never be unset) die with it.
+        conn = self._connect(self.path)
         try:
+            self._raw(
+                f"USE `{(database or 'default').replace('`', '')}`", "TabSeparated", conn=conn
+            )
             for key, value in settings.items():
-                self._raw(f"SET {key} = {_quote(value)}", "TabSeparated")
-                applied.append(key)
-            return self._statement(text, default_format, params)
+                self._raw(f"SET {key} = {_quote(value)}", "TabSeparated", conn=conn)
+            return self._statement(conn, text, default_format, params)
         finally:
-            for key in applied:  # no sessions: a setting lives for one request
-                try:
-                    self._raw(f"SET {key} = DEFAULT", "TabSeparated")
-                except ClickHouseHTTPError as exc:
-                    log.warning("could not reset setting %s: %s", key, exc.message)
+            conn.close()
 
-    def _statement(self, text: bytes, default_format: str, params: dict[str, str]) -> Answer:
+    def _statement(
+        self, conn: Any, text: bytes, default_format: str, params: dict[str, str]
+    ) -> Answer:
         insert = split_insert(text)
         if insert is not None:
-            return self._insert(insert)
+            return self._insert(conn, insert)
         sql = text.decode("utf-8", errors="replace").strip()
         if not sql:
             raise ClickHouseHTTPError(62, "Empty query. (SYNTAX_ERROR)")
         clause = _TRAILING_FORMAT.search(sql)
         fmt = clause.group(1) if clause else default_format
-        result = self._raw(sql, fmt, params)
+        result = self._raw(sql, fmt, params, conn=conn)
         return Answer(result.bytes() or b"", fmt, _summary(result))
 
-    def _insert(self, insert: InsertData) -> Answer:
+    def _insert(self, conn: Any, insert: InsertData) -> Answer:
         if not insert.data.strip():
             return Answer(b"", "TabSeparated", {"written_rows": "0", "written_bytes": "0"})
         path = self.tmp / f"{uuid.uuid4().hex}.{insert.fmt.lower()}"
@@ -256,7 +254,7 @@ class Engine:
                 f"INSERT INTO {insert.target} FROM INFILE {_quote(str(path))} "
                 f"{insert.settings} FORMAT {insert.fmt}"
             )
-            result = self._raw(sql, "TabSeparated")
+            result = self._raw(sql, "TabSeparated", conn=conn)
         finally:
             path.unlink(missing_ok=True)
         return Answer(b"", "TabSeparated", _summary(result))
@@ -291,7 +289,7 @@ def engine_settings(query: Any, known: frozenset[str]) -> dict[str, str]:
 def build_app(engine: Engine) -> Any:
     from aiohttp import web
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chdb")
 
     def error(exc: ClickHouseHTTPError) -> web.Response:
         text = (
