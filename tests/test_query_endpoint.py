@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -201,6 +202,11 @@ ATTACKS = [
     "OPTIMIZE TABLE hits FINAL",
     "KILL QUERY WHERE 1",
     "TRUNCATE TABLE hits",
+    "DESCRIBE file('/etc/passwd', 'CSVWithNames')",
+    "DESCRIBE TABLE url('http://127.0.0.1:9/x', 'CSV')",
+    "DESC (SELECT file('/etc/passwd'))",
+    "EXPLAIN SELECT * FROM url('http://127.0.0.1:9/x', 'CSV')",
+    "EXPLAIN SYNTAX SELECT file('/etc/passwd')",
 ]
 
 
@@ -225,12 +231,19 @@ def test_every_attack_is_refused_and_changes_nothing(
     endpoint, client, db = ep
     before = _state(client, db)
     target = tmp_path / "written-by-attacker.txt"
+    listener = socket.create_server(("127.0.0.1", 0))  # server-side requests would land here
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
     for sql in ATTACKS + _outfile_attacks(target):
+        sql = sql.replace("127.0.0.1:9", f"127.0.0.1:{port}")
         status, body = endpoint.post(sql, database=db)
         assert status >= 400, (sql, body[:300])
         assert b"root:" not in body and b"OPENS_" not in body, sql
         assert not target.exists(), sql
     assert _state(client, db) == before
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # no attack made the engine connect anywhere
+    listener.close()
     # No setting stuck: the next request has the endpoint's own limits.
     status, body = endpoint.post(
         "SELECT getSetting('max_result_rows'), getSetting('readonly'), count() FROM numbers(5)"

@@ -107,3 +107,20 @@ def test_basic_credentials() -> None:
     assert credentials({"Authorization": f"Basic {token}"}, {}) == ("analyst", "p:w")
     assert credentials({"Authorization": "Basic !!!"}, {}) == ("", "")
     assert credentials({}, {"user": "u", "password": "p"}) == ("u", "p")
+
+
+def test_describing_a_table_function_is_refused() -> None:
+    dump = (
+        "DescribeQuery (children 1)\n TableExpression (children 1)\n  Function url (children 1)\n"
+        "   ExpressionList (children 2)\n    Literal 'http://127.0.0.1:9/x'\n"
+    )
+    assert "url()" in (ast_refusal(dump) or "")
+    table = "DescribeQuery (children 1)\n TableExpression (children 1)\n  TableIdentifier t\n"
+    assert ast_refusal(table) is None
+    subquery = (
+        "DescribeQuery (children 1)\n TableExpression (children 1)\n  Subquery (children 1)\n"
+        "   SelectWithUnionQuery (children 1)\n    ExpressionList (children 1)\n"
+        "     SelectQuery (children 1)\n      ExpressionList (children 1)\n"
+        "       Function plus (children 1)\n"
+    )
+    assert ast_refusal(subquery) is None

@@ -70,12 +70,22 @@ def ast_refusal(ast: str) -> str | None:
     root_indent, root = lines[0].group(1), lines[0].group(2)
     if not root.startswith(_READING_ROOTS):
         return f"{root.removesuffix('Query')} is not a reading statement"
+    # DESCRIBE (and EXPLAIN) of a table function infers its structure by reading it, a path
+    # on which readonly does not stop the table function (a file, a URL: server-side requests).
+    inspects = root.startswith(("Describe", "Explain"))
+    parents: list[tuple[int, str]] = []
     for m in lines[1:]:
         indent, node, name = m.group(1), m.group(2), (m.group(3) or "")
+        while parents and parents[-1][0] >= len(indent):
+            parents.pop()
+        parent = parents[-1][1] if parents else root
+        parents.append((len(indent), node))
         if node == "Literal" and indent == root_indent + " ":  # the output file
             return "INTO OUTFILE writes a file"
         if node == "Function" and name.lower() == "file":
             return "the file() function reads the server's files"
+        if inspects and node == "Function" and parent == "TableExpression":
+            return f"describing the table function {name}() reaches outside the database"
     return None
 
 
