@@ -66,4 +66,4 @@ def endpoint_backend(settings: Settings, engine_client: Any) -> QueryBackend:
         path = str(engine_client.path)
         return ChdbReaders(path, target.database, limits, settings.query_concurrency)
     url = settings.clickhouse_reader_url or target.dsn
-    return ServerReaders(url, target.database, limits)
+    return ServerReaders(url, target.database, limits, settings.query_concurrency)

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _CODE = re.compile(r"Code: (\d+)")
 READONLY_CODE = 164
+_BUSY = "too many simultaneous queries on the read-only endpoint; retry shortly"
 TOO_MANY_QUERIES_CODE = 202
 
 
@@ -70,7 +71,7 @@ class Answer:
 
     fmt: str
     body: bytes = b""
-    chunks: AsyncIterator[bytes] | None = None
+    chunks: AsyncGenerator[bytes, None] | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -141,8 +142,7 @@ class ChdbReaders:
 
     async def execute(self, req: ReadRequest) -> Answer:
         if self.slots.locked():
-            msg = "too many simultaneous queries on the read-only endpoint; retry shortly"
-            raise QueryError(TOO_MANY_QUERIES_CODE, msg)
+            raise QueryError(TOO_MANY_QUERIES_CODE, _BUSY)
         loop = asyncio.get_running_loop()
         tag = f"opens-reader-{uuid.uuid4().hex}"
         async with self.slots:
@@ -168,8 +168,9 @@ class ServerReaders:
     ``readonly=1`` last, and a reader account with a read-only profile (README) is the
     operator's second wall. The policy check runs on the server's parse too."""
 
-    def __init__(self, url: str, database: str, limits: ReaderLimits) -> None:
+    def __init__(self, url: str, database: str, limits: ReaderLimits, concurrency: int = 4) -> None:
         parts = urlsplit(url)
+        self.slots = asyncio.Semaphore(concurrency)
         self.base = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
         self.auth = (parts.username or "default", parts.password or "")
         self.database = database
@@ -189,6 +190,16 @@ class ServerReaders:
         return resp.text
 
     async def execute(self, req: ReadRequest) -> Answer:
+        if self.slots.locked():
+            raise QueryError(TOO_MANY_QUERIES_CODE, _BUSY)
+        await self.slots.acquire()
+        try:
+            return await self._execute(req)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    async def _execute(self, req: ReadRequest) -> Answer:
         tag = f"opens-reader-{uuid.uuid4().hex}"
         probe = self._params(req, tag, "TSVRaw")
         canonical = await self._scalar(
@@ -206,12 +217,13 @@ class ServerReaders:
             await resp.aclose()
             raise _as_query_error(Exception(text))
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncGenerator[bytes, None]:
             try:
                 async for chunk in resp.aiter_raw():
                     yield chunk
             finally:
                 await resp.aclose()  # closing the connection cancels the server's query
+                self.slots.release()
 
         keep = ("X-ClickHouse-Summary", "X-ClickHouse-Timezone")
         headers = {k: resp.headers[k] for k in keep if k in resp.headers}

@@ -91,12 +91,15 @@ def _headers(request: web.Request, answer: Answer) -> dict[str, str]:
 async def _respond(request: web.Request, answer: Answer) -> web.StreamResponse:
     if answer.chunks is None:
         return web.Response(body=answer.body, headers=_headers(request, answer))
-    resp = web.StreamResponse(headers=_headers(request, answer))
-    await resp.prepare(request)
-    async for chunk in answer.chunks:
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    try:
+        resp = web.StreamResponse(headers=_headers(request, answer))
+        await resp.prepare(request)
+        async for chunk in answer.chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    finally:
+        await answer.chunks.aclose()  # also when the client went away mid-answer
 
 
 def _guard_middleware(guard: Guard) -> Callable[..., Awaitable[web.StreamResponse]]:
