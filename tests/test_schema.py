@@ -30,7 +30,14 @@ def test_migrations_are_numbered_without_gaps() -> None:
 @pytest.mark.unit
 def test_cluster_variant_replicates_and_distributes_every_table() -> None:
     sql = render_cluster("opens", "prod")
-    tables = ("hits", "first_opens", "opens_by_minute", "sends", "pipeline_state")
+    tables = (
+        "hits",
+        "first_opens",
+        "opens_by_minute",
+        "sends",
+        "pipeline_state",
+        "forgotten_subscribers",
+    )
     for t in tables:
         local = next(
             s for s in sql if s.startswith(f"CREATE TABLE IF NOT EXISTS `opens`.{t}_local")
@@ -41,10 +48,24 @@ def test_cluster_variant_replicates_and_distributes_every_table() -> None:
         dist = next(s for s in sql if s.startswith(f"CREATE TABLE IF NOT EXISTS `opens`.{t} "))
         assert f"ENGINE = Distributed(`prod`, `opens`, {t}_local" in dist
     mvs = [s for s in sql if "MATERIALIZED VIEW" in s]
+    ingest = next(s for s in mvs if "hits_ingest_mv" in s)
+    mvs.remove(ingest)
     assert all("FROM `opens`.hits_local" in s and "_local AS" in s for s in mvs)
+    # Writers' rows go from each shard's Null ingest table into that shard's hits, filtered by
+    # the whole suppression list (the Distributed table, not one shard's part of it).
+    assert "TO `opens`.hits_local AS" in ingest
+    assert "FROM `opens`.hits_ingest_local" in ingest
+    assert "FROM `opens`.forgotten_subscribers GROUP BY" in " ".join(ingest.split())
+    create = "CREATE TABLE IF NOT EXISTS `opens`."
+    null = next(s for s in sql if s.startswith(create + "hits_ingest_local"))
+    assert null.endswith("ENGINE = Null")
+    dist = next(s for s in sql if s.startswith("CREATE TABLE IF NOT EXISTS `opens`.hits_ingest "))
+    assert "hits_ingest_local, cityHash64(cid, sid))" in dist
+    mvs.append(ingest)
     created = [s.split()[6].split(".")[1] for s in mvs]
     dropped = [s.split()[4].split(".")[1] for s in sql if s.startswith("DROP VIEW")]
     assert set(created) - set(dropped) == {
+        "hits_ingest_mv",
         "first_opens_rows_mv",
         "opens_by_minute_mv",
         "pipeline_state_mv",
@@ -69,7 +90,7 @@ def test_upgrade_to_per_row_first_opens_keeps_every_number(
     )
     rnd = random.Random(8)
     before = generate(rnd, 300, ["upgrade", "other"])
-    write(chdb_client, ch_database, before)
+    write(chdb_client, ch_database, before, table="hits")
     grouped = chdb_client.command(f"SELECT count() FROM {ch_database}.first_opens")
     upgraded = [m.version for m in apply_migrations(chdb_client, ch_database)]
     assert upgraded == [m.version for m in load_migrations() if m.version > 8]
@@ -77,6 +98,7 @@ def test_upgrade_to_per_row_first_opens_keeps_every_number(
         f"SELECT name FROM system.tables WHERE database = '{ch_database}' AND name LIKE '%_mv'"
     ).result_rows
     assert {v[0] for v in views} == {
+        "hits_ingest_mv",
         "first_opens_rows_mv",
         "opens_by_minute_mv",
         "pipeline_state_mv",
