@@ -188,10 +188,11 @@ def forget(
 
     if not _confirmed(f"erase every record of subscriber {sid!r}, for good?", yes):
         raise typer.Exit(1)
-    client, db = writer_client(settings_from(ctx))
+    s = settings_from(ctx)
+    client, db = writer_client(s)
     try:
         apply_migrations(client, db)  # the suppression list must exist before anything else
-        done = forget_subscriber(client, db, sid)
+        done = forget_subscriber(client, db, sid, insert_timeout=s.forget_insert_timeout)
     finally:
         client.close()
     console.print(
