@@ -92,7 +92,11 @@ def ip_treatment(mode: IpPrivacy, cache_size: int = 65_536) -> Callable[[str], s
 # An IPv4 or IPv6 literal standing alone; each candidate is checked by ``ip_to_int`` before it
 # is touched, so times (``01:02:03``) and versions (``1.2.3``) stay as they are.
 _IP_TOKEN = re.compile(
-    r"(?<![\w.:])(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])"
+    r"(?<![\w.:])(?:"
+    r"[0-9A-Fa-f:]*:(?:\d{1,3}\.){3}\d{1,3}"  # IPv6 with an IPv4 tail (::ffff:10.0.0.9)
+    r"|(?:\d{1,3}\.){3}\d{1,3}"
+    r"|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+    r")(?![\w.:])"
 )
 _EMPTY = "-"  # CloudFront's own "no value"
 
@@ -123,10 +127,14 @@ def treat_raw_record(
         parts = text.split("\t")
         if len(parts) == n_fields:
             for i in ip_positions:
-                if parts[i] != _EMPTY:  # x-forwarded-for may list several addresses
+                if parts[i] not in ("", _EMPTY):  # x-forwarded-for may list several
                     parts[i] = ",".join(treat(v.strip()) or _EMPTY for v in parts[i].split(","))
             text = "\t".join(parts)
     return treat_ips_in_text(text, treat).encode("utf-8", "surrogateescape")
+
+
+def _same(raw: bytes) -> bytes:
+    return raw
 
 
 IP_FIELDS = frozenset({"c-ip", "x-forwarded-for"})  # the client IP fields of CloudFront logs
@@ -135,6 +143,8 @@ IP_FIELDS = frozenset({"c-ip", "x-forwarded-for"})  # the client IP fields of Cl
 def raw_treatment(fields: Sequence[str], mode: IpPrivacy) -> Callable[[bytes], bytes]:
     """``treat_raw_record`` for TAB-separated records of ``fields`` in the order they appear
     (real-time: ``fields.canonical_order(selected)``; standard: the file's ``#Fields``)."""
+    if mode == "full":  # the decoder keeps the address too: the record stays as it came
+        return _same
     treat = ip_treatment(mode)
     positions = tuple(i for i, name in enumerate(fields) if name in IP_FIELDS)
 
