@@ -209,6 +209,15 @@ def test_cli_schema_sends_report_forget(tmp_path: Path) -> None:
     forgot = opens(env, "forget", "--sid", "nobody", "--yes")
     assert forgot.returncode == 0, forgot.stderr
     assert "removed 0 hits" in forgot.stdout
+    # No terminal: no question, even without --yes (DESIGN §4).
+    quiet = opens(env, "forget", "--sid", "someone", stdin="")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "suppression list" in quiet.stdout
+    undo = opens(env, "unforget", "--sid", "someone")
+    assert undo.returncode == 0 and "off the suppression list" in undo.stdout, undo.stderr
+    undo = opens(env, "unforget", "--sid", "someone")
+    assert undo.returncode == 1 and "not on the suppression list" in undo.stderr
+    assert "Traceback" not in undo.stderr
     bad = opens(env, "report", "--since", "whenever")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
