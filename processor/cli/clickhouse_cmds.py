@@ -186,6 +186,9 @@ def forget(
     from processor.analytics.forget import forget_subscriber
     from processor.sinks.clickhouse.schema import apply_migrations
 
+    if not sid:
+        msg = "must not be empty"
+        raise typer.BadParameter(msg, param_hint="--sid")
     if not _confirmed(f"erase every record of subscriber {sid!r}, for good?", yes):
         raise typer.Exit(1)
     s = settings_from(ctx)
