@@ -12,6 +12,10 @@
 -- held in memory while `opens forget` ran is filtered when it reaches the engine, not when it was
 -- made. `hits_ingest` must keep the columns of `hits` (SELECT *: a migration adding a column to
 -- `hits` adds it here too).
+--
+-- Cost, measured in chDB (1M decoded rows in one Arrow insert, straight into `hits` vs through
+-- `hits_ingest` with 100 listed subscribers, three alternating runs): 6.74 s vs 6.23 s CPU
+-- (medians), i.e. nothing measurable beside the views that follow.
 CREATE TABLE IF NOT EXISTS {db}.forgotten_subscribers
 (
     sid        String,
