@@ -8,6 +8,7 @@ downstream is idempotent instead (DESIGN §1).
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import logging
@@ -22,11 +23,13 @@ from faust import streams as faust_streams
 from faust.web import Request, Response, View
 
 from processor.backoff import backoff_delay, retry
+from processor.core.fields import canonical_order
 from processor.core.hit import Hit
 from processor.core.native import realtime_decoder
 from processor.core.outcome import Failure
+from processor.core.privacy import ip_treatment, raw_treatment, treat_ips_in_text
 from processor.core.realtime import RealtimeDecoder
-from processor.dedupe import FirstOpen, SubscriberState, admit
+from processor.dedupe import Admission, FirstOpen, SubscriberState, admit
 from processor.metrics import Metrics
 from processor.offset_guard import OffsetGuard
 from processor.offsets import offset_key, subscriber_key
@@ -43,6 +46,7 @@ from processor.wire import (
     hits_from_message,
     hits_message,
 )
+from processor.worker_suppression import WorkerSuppression
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +177,13 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     pipe = Pipeline(settings)
     app.pipeline = pipe  # type: ignore[attr-defined]
     decoder = realtime_decoder(settings.realtime_fields, settings.decode_context())
+    # Dead letters keep the raw record, with its client IPs treated as the decoder treats them.
+    private_raw = raw_treatment(canonical_order(settings.realtime_fields), settings.ip_privacy)
+    treat_ip = ip_treatment(settings.ip_privacy)
+
+    def private_text(text: str) -> str:
+        return treat_ips_in_text(text, treat_ip)
+
     target = ClickHouseTarget.parse(settings.clickhouse_dsn, settings.clickhouse_database)
 
     def open_client() -> Any:
@@ -258,7 +269,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
                 detail=failure.detail,
                 source="realtime",
                 position={"shard": rec.shard, "seq": rec.seq, "sub": rec.sub},
-                raw=SourceRecord.to_wire(rec)["data"],
+                raw=base64.b64encode(private_raw(rec.data)).decode("ascii"),
             )
         if hits:
             await until_done(settings.topic_hits, functools.partial(send_hits, hits))
@@ -278,6 +289,26 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     )
 
     guard = OffsetGuard(app, subscribers, settings.topic_hits, pipe.metrics, as_current_event)
+
+    def owned_hits_partitions() -> set[int]:
+        if not pipe.consuming:  # mid-rebalance: no partition's state is ours to change
+            return set()
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic_hits}
+
+    suppression = WorkerSuppression(
+        sink.call,
+        target.database,
+        pipe.metrics,
+        table=subscribers,
+        producer=lambda: cast(Any, app.producer)._ensure_producer(),
+        owned=owned_hits_partitions,
+        partitions=lambda: partitions_of(hits_topic),
+    )
+
+    @app.timer(interval=settings.suppression_refresh_seconds)
+    async def refresh_suppression() -> None:
+        """Forgotten subscribers: the worker's copy of the list (processor.worker_suppression)."""
+        await suppression.refresh()
 
     @app.timer(interval=max(2.0, settings.sink_flush_seconds))
     async def seek_back_idle_partitions() -> None:
@@ -305,23 +336,43 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
                     "store",
                     "hits_message",
                     detail=str(got),
-                    raw=json.dumps(event.value, default=str)[:100_000],
+                    raw=private_text(json.dumps(event.value, default=str)[:100_000]),
                 )
                 continue
             for h in got:
                 owner.setdefault(h.sid or "", event)
             hits.extend(got)
+        if suppression.sids is None:
+            await suppression.refresh()
+        # Forgotten subscribers: no dedupe state, no first opens, no write (ClickHouse's
+        # hits_ingest would refuse them anyway); their state is overwritten by a tombstone.
+        split = suppression.split(hits)
+        hits = split.kept
 
         # Table reads and writes go through the event the key arrived in: it names the
         # partition (RocksDB keeps one database per partition, the changelog follows it).
         state_of: dict[str, SubscriberState] = {}
         for sid, event in owner.items():
+            if sid in split.sids:
+                continue
             as_current_event(event)
             state_of[sid] = SubscriberState.from_json(subscribers.get(subscriber_key(sid)))
         out = admit(hits, state_of, settings.dedupe_horizon_hours)
 
         # Awaited here: first opens, state and offsets move only after ClickHouse has the hits.
         await sink.write(out.fresh)
+        async with suppression.lock:  # the list may have grown during the write
+            await after_write(owner, out, split.sids, ends)
+
+    async def after_write(
+        owner: dict[str, Any],
+        out: Admission,
+        dropped: set[str],
+        ends: dict[int, tuple[Any, int]],
+    ) -> None:
+        """First opens, then state and offsets; listed subscribers get tombstones instead."""
+        gone = dropped | {sid for sid in out.states if suppression.listed(sid)}
+        out.first_opens = [f for f in out.first_opens if f.sid not in gone]
 
         # First opens before the state that remembers them: a crash in between publishes them
         # again on replay (consumers keep the minimum per pair); the other order would lose them.
@@ -342,8 +393,11 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         await until_done(settings.topic_first_opens, publish)
 
         records: list[tuple[Any, str, Any]] = [
-            (owner[sid], subscriber_key(sid), state.to_json()) for sid, state in out.states.items()
+            (owner[sid], subscriber_key(sid), state.to_json())
+            for sid, state in out.states.items()
+            if sid not in gone
         ]
+        records += [(owner[sid], subscriber_key(sid), None) for sid in gone]  # tombstones
         records += [(ev, offset_key(p), {"next": nxt}) for p, (ev, nxt) in ends.items()]
         await write_table(
             subscribers,
@@ -421,6 +475,7 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
         pipe.consuming = False
         pipe.metrics.owned_partitions.set(0)
         guard.forget()
+        suppression.reassigned()
         await readers.stop()
 
     @app.on_partitions_assigned.connect

@@ -115,6 +115,12 @@ class Metrics:
             ["stage", "reason"],
             registry=r,
         )
+        self.suppressed_hits = Counter(
+            "opens_suppressed_hits",
+            "Hits of forgotten subscribers dropped before any write, by path",
+            ["path"],
+            registry=r,
+        )
         self.kafka_errors = Counter(
             "opens_kafka_send_errors",
             "Kafka sends that failed and were retried, by topic and error",

@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     stack_moto_port: int = Field(15000, ge=1024, le=65535)
     stack_start_timeout: float = Field(90.0, gt=0)
 
+    # --- forgotten subscribers (opens forget; issue #14) ---
+    suppression_refresh_seconds: float = Field(
+        5.0, gt=0, description="how often the worker re-reads the suppression list"
+    )
+    forget_insert_timeout: float = Field(
+        120.0, gt=0, description="opens forget: seconds to wait for inserts already running"
+    )
+
     @field_validator("realtime_fields", mode="before")
     @classmethod
     def _fields(cls, value: Any) -> Any:

@@ -12,6 +12,7 @@ yet written.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,12 +26,16 @@ async def write_table(
     """``items``: (event the key arrived in, key, value). Returns the records appended.
 
     ``make_current(event)`` points Faust at the event's partition (RocksDB keeps one database
-    per partition); the changelog record goes to that same partition.
+    per partition); the changelog record goes to that same partition. A value ``None`` deletes
+    the key: a tombstone in the changelog, so recovery and compaction drop it too.
     """
     store = table.data
     topic = table.changelog_topic.get_topic_name()
     written = 0
     for event, key, value in items:
+        if value is None:
+            written += await delete_keys(table, producer, [(event.message.partition, key)])
+            continue
         make_current(event)
         store[key] = value
         # aiokafka batches records per partition itself; this only appends to its buffer.
@@ -40,5 +45,20 @@ async def write_table(
             key=store._encode_key(key),
             partition=event.message.partition,
         )
+        written += 1
+    return written
+
+
+async def delete_keys(table: Any, producer: Any, items: Iterable[tuple[int, str]]) -> int:
+    """Delete each (partition, key) from the store and send its changelog tombstone (a Kafka
+    record without a value, which Faust's recovery applies as a delete). Needs no current
+    event: deleting looks the key up in every partition's database."""
+    store = table.data
+    topic = table.changelog_topic.get_topic_name()
+    written = 0
+    for partition, key in items:
+        with contextlib.suppress(KeyError):  # the memory store raises for a missing key
+            del store[key]
+        await producer.send(topic, value=None, key=store._encode_key(key), partition=partition)
         written += 1
     return written

@@ -10,7 +10,7 @@ from typing import Any
 
 from processor.core.hit import Hit
 from processor.metrics import Metrics
-from processor.sinks.clickhouse.sink import ClickHouseSink
+from processor.sinks.clickhouse.sink import INGEST_TABLE, ClickHouseSink
 
 HOSTILE = ["'; DROP TABLE hits; --", "quote'\"`", "emoji 📬✉️", "x" * 10_000, "tab\tnew\nline"]
 
@@ -138,8 +138,9 @@ def summary(client: Any, db: str) -> dict[str, dict[str, Any]]:
     return {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
 
 
-def write(client: Any, db: str, *batches: list[Hit]) -> None:
-    sink = ClickHouseSink(lambda: client, db, Metrics())
+def write(client: Any, db: str, *batches: list[Hit], table: str = INGEST_TABLE) -> None:
+    """Through the worker's sink; ``table="hits"`` for a database older than migration 10."""
+    sink = ClickHouseSink(lambda: client, db, Metrics(), table=table)
 
     async def go() -> None:
         for b in batches:

@@ -35,6 +35,7 @@ def opens(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ("demo",),
         ("report",),
         ("forget",),
+        ("unforget",),
         ("dashboard",),
         ("sends", "load"),
         ("parse",),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from processor.analytics.forget import forget_subscriber
 from processor.sinks.clickhouse.schema import (
     apply_hits_ttl,
     apply_migrations,
@@ -30,7 +31,14 @@ def test_migrations_are_numbered_without_gaps() -> None:
 @pytest.mark.unit
 def test_cluster_variant_replicates_and_distributes_every_table() -> None:
     sql = render_cluster("opens", "prod")
-    tables = ("hits", "first_opens", "opens_by_minute", "sends", "pipeline_state")
+    tables = (
+        "hits",
+        "first_opens",
+        "opens_by_minute",
+        "sends",
+        "pipeline_state",
+        "forgotten_subscribers",
+    )
     for t in tables:
         local = next(
             s for s in sql if s.startswith(f"CREATE TABLE IF NOT EXISTS `opens`.{t}_local")
@@ -41,10 +49,24 @@ def test_cluster_variant_replicates_and_distributes_every_table() -> None:
         dist = next(s for s in sql if s.startswith(f"CREATE TABLE IF NOT EXISTS `opens`.{t} "))
         assert f"ENGINE = Distributed(`prod`, `opens`, {t}_local" in dist
     mvs = [s for s in sql if "MATERIALIZED VIEW" in s]
+    ingest = next(s for s in mvs if "hits_ingest_mv" in s)
+    mvs.remove(ingest)
     assert all("FROM `opens`.hits_local" in s and "_local AS" in s for s in mvs)
+    # Writers' rows go from each shard's Null ingest table into that shard's hits, filtered by
+    # the whole suppression list (the Distributed table, not one shard's part of it).
+    assert "TO `opens`.hits_local AS" in ingest
+    assert "FROM `opens`.hits_ingest_local" in ingest
+    assert "FROM `opens`.forgotten_subscribers GROUP BY" in " ".join(ingest.split())
+    create = "CREATE TABLE IF NOT EXISTS `opens`."
+    null = next(s for s in sql if s.startswith(create + "hits_ingest_local"))
+    assert null.endswith("ENGINE = Null")
+    dist = next(s for s in sql if s.startswith("CREATE TABLE IF NOT EXISTS `opens`.hits_ingest "))
+    assert "hits_ingest_local, cityHash64(cid, sid))" in dist
+    mvs.append(ingest)
     created = [s.split()[6].split(".")[1] for s in mvs]
     dropped = [s.split()[4].split(".")[1] for s in sql if s.startswith("DROP VIEW")]
     assert set(created) - set(dropped) == {
+        "hits_ingest_mv",
         "first_opens_rows_mv",
         "opens_by_minute_mv",
         "pipeline_state_mv",
@@ -69,7 +91,7 @@ def test_upgrade_to_per_row_first_opens_keeps_every_number(
     )
     rnd = random.Random(8)
     before = generate(rnd, 300, ["upgrade", "other"])
-    write(chdb_client, ch_database, before)
+    write(chdb_client, ch_database, before, table="hits")
     grouped = chdb_client.command(f"SELECT count() FROM {ch_database}.first_opens")
     upgraded = [m.version for m in apply_migrations(chdb_client, ch_database)]
     assert upgraded == [m.version for m in load_migrations() if m.version > 8]
@@ -77,6 +99,7 @@ def test_upgrade_to_per_row_first_opens_keeps_every_number(
         f"SELECT name FROM system.tables WHERE database = '{ch_database}' AND name LIKE '%_mv'"
     ).result_rows
     assert {v[0] for v in views} == {
+        "hits_ingest_mv",
         "first_opens_rows_mv",
         "opens_by_minute_mv",
         "pipeline_state_mv",
@@ -90,6 +113,41 @@ def test_upgrade_to_per_row_first_opens_keeps_every_number(
     assert chdb_client.command(f"SELECT count() FROM {ch_database}.first_opens") <= grouped + opened
     chdb_client.command(f"OPTIMIZE TABLE {ch_database}.first_opens FINAL")
     check(chdb_client, ch_database, before + after)
+
+
+@pytest.mark.integration
+def test_upgrade_to_the_suppression_list_moves_no_number(
+    chdb_client: Any, ch_database: str
+) -> None:
+    """A migration-9 database with data, upgraded: every view gives the same numbers, replays of
+    old requests through the new ingest table change none, new hits count, and the list works
+    on rows written before it existed."""
+    assert [m.version for m in apply_migrations(chdb_client, ch_database, upto=9)] == list(
+        range(1, 10)
+    )
+    before = generate(random.Random(10), 400, ["upgrade", "other"])
+    write(chdb_client, ch_database, before, before[::4], table="hits")
+    views = ("campaign_summary", "opens_timeline", "opens_by_client", "opens_by_country")
+
+    def numbers() -> dict[str, list[tuple[Any, ...]]]:
+        return {
+            v: sorted(chdb_client.query(f"SELECT * FROM {ch_database}.{v}").result_rows, key=repr)
+            for v in views
+        }
+
+    old = numbers()
+    assert [m.version for m in apply_migrations(chdb_client, ch_database)] == [10]
+    assert numbers() == old
+    write(chdb_client, ch_database, before[::3])  # replays through hits_ingest
+    assert numbers() == old
+    check(chdb_client, ch_database, before)
+    after = [dataclasses.replace(h, request_id=f"new-{h.request_id}") for h in before[:100]]
+    write(chdb_client, ch_database, after)
+    check(chdb_client, ch_database, before + after)
+    victim = before[0].sid
+    forget_subscriber(chdb_client, ch_database, victim or "")
+    write(chdb_client, ch_database, before, after)
+    check(chdb_client, ch_database, [h for h in before + after if h.sid != victim])
 
 
 @pytest.mark.integration
@@ -151,6 +209,15 @@ def test_cli_schema_sends_report_forget(tmp_path: Path) -> None:
     forgot = opens(env, "forget", "--sid", "nobody", "--yes")
     assert forgot.returncode == 0, forgot.stderr
     assert "removed 0 hits" in forgot.stdout
+    # No terminal: no question, even without --yes (DESIGN §4).
+    quiet = opens(env, "forget", "--sid", "someone", stdin="")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "suppression list" in quiet.stdout
+    undo = opens(env, "unforget", "--sid", "someone")
+    assert undo.returncode == 0 and "off the suppression list" in undo.stdout, undo.stderr
+    undo = opens(env, "unforget", "--sid", "someone")
+    assert undo.returncode == 1 and "not on the suppression list" in undo.stderr
+    assert "Traceback" not in undo.stderr
     bad = opens(env, "report", "--since", "whenever")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr

@@ -1,11 +1,22 @@
-"""`opens forget --sid S`: erase one subscriber everywhere, keeping aggregates consistent."""
+"""`opens forget --sid S` / `opens unforget --sid S`: erase one subscriber for good, or allow
+their hits again.
+
+Forgetting puts the subscriber on the suppression list first, so that no later write brings them
+back (processor.suppression explains the mechanism and the race with writers in flight), then
+erases what is stored and rebuilds the aggregates those hits touched, keeping every number exact
+for everyone else.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from processor.errors import OpensError
+
 SYNC = {"mutations_sync": 2, "lightweight_deletes_sync": 2}
+PASSES = 3  # delete passes before giving up on rows that keep reappearing
 
 
 @dataclass(frozen=True)
@@ -13,9 +24,101 @@ class Forgotten:
     hits: int
     first_opens: int
     minutes_rebuilt: int
+    waited_for_inserts: int = 0
 
 
-def forget_subscriber(client: Any, database: str, sid: str) -> Forgotten:
+def suppress(client: Any, database: str, sid: str, *, forgotten: bool = True) -> None:
+    """Add ``sid`` to the suppression list (or, ``forgotten=False``, take it off)."""
+    client.insert(
+        "forgotten_subscribers",
+        [[sid, int(forgotten)]],
+        column_names=["sid", "forgotten"],
+        database=database,
+    )
+
+
+def is_suppressed(client: Any, database: str, sid: str) -> bool:
+    return bool(
+        client.command(
+            "SELECT count() FROM (SELECT sid FROM {db:Identifier}.forgotten_subscribers "
+            "WHERE sid = {sid:String} GROUP BY sid "
+            "HAVING argMax(forgotten, (changed_at, forgotten)) = 1)",
+            parameters={"db": database, "sid": sid},
+        )
+    )
+
+
+def wait_for_inserts(client: Any, *, timeout: float, poll: float = 0.05) -> int:
+    """Wait until every INSERT running now has finished; returns how many there were.
+
+    Called right after the suppression row is written: an insert that started earlier may have
+    read the list without it. Inserts that start later read it, so they need no waiting for.
+    """
+    running = {
+        str(r[0])
+        for r in client.query(
+            "SELECT query_id FROM system.processes WHERE query_kind = 'Insert'"
+        ).result_rows
+    }
+    deadline = time.monotonic() + timeout
+    left = running
+    while left:
+        if time.monotonic() > deadline:
+            msg = f"{len(left)} insert(s) still running after {timeout:.0f}s"
+            raise OpensError(
+                msg,
+                hint="the subscriber is on the suppression list; run `opens forget` again "
+                "to finish erasing",
+            )
+        time.sleep(poll)
+        left = running & {
+            str(r[0])
+            for r in client.query(
+                "SELECT query_id FROM system.processes WHERE query_kind = 'Insert'"
+            ).result_rows
+        }
+    return len(running)
+
+
+def forget_subscriber(
+    client: Any, database: str, sid: str, *, insert_timeout: float = 120.0
+) -> Forgotten:
+    """Suppress ``sid``, wait for inserts in flight, then erase: see the module docstring."""
+    suppress(client, database, sid)
+    waited = wait_for_inserts(client, timeout=insert_timeout)
+    hits = firsts = minutes = 0
+    for _ in range(PASSES):
+        done = erase_subscriber(client, database, sid)
+        hits += done.hits
+        firsts += done.first_opens
+        minutes += done.minutes_rebuilt
+        if not _left(client, database, sid):
+            return Forgotten(hits, firsts, minutes, waited)
+    msg = f"rows of subscriber {sid!r} reappeared after {PASSES} erasures"
+    raise OpensError(msg, hint="a writer bypasses hits_ingest; find it, then forget again")
+
+
+def unforget_subscriber(client: Any, database: str, sid: str) -> bool:
+    """Take ``sid`` off the suppression list; ``False`` if it was not on it. What was erased
+    stays erased: only hits written from now on (a new open, a backfill) count again."""
+    if not is_suppressed(client, database, sid):
+        return False
+    suppress(client, database, sid, forgotten=False)
+    return True
+
+
+def _left(client: Any, database: str, sid: str) -> int:
+    p = {"db": database, "sid": sid}
+    return int(
+        client.command(
+            "SELECT (SELECT count() FROM {db:Identifier}.hits WHERE sid = {sid:String}) + "
+            "(SELECT count() FROM {db:Identifier}.first_opens WHERE sid = {sid:String})",
+            parameters=p,
+        )
+    )
+
+
+def erase_subscriber(client: Any, database: str, sid: str) -> Forgotten:
     """Delete the subscriber's raw hits and first opens, then rebuild the per-minute aggregate
     rows those hits touched from the hits that remain.
 

@@ -4,7 +4,8 @@ Delivery contract
 -----------------
 The parser hands encoded batches of hits (``encode``) and "object finished" notes to ``Writer``
 through a bounded queue (backpressure: the parser waits when the sink is slower). The writer thread
-sends them on (``DirectDelivery``: Arrow inserts of ``INSERT_ROWS`` hits into ``hits``;
+sends them on (``DirectDelivery``: Arrow inserts of ``INSERT_ROWS`` hits into ``hits_ingest``,
+which drops forgotten subscribers inside the insert (processor.suppression);
 ``KafkaDelivery``: messages on the hits topic, partitioned as the worker expects) and, before it
 records any finished object in
 the manifest, calls ``settle()``: every insert done, every Kafka message acknowledged by all
@@ -17,6 +18,7 @@ that — the same reason a backfill overlapping real time changes no number.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
@@ -24,12 +26,16 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from processor.backfill.encode import KafkaPayload
 from processor.backfill.manifest import ManifestEntry, insert_entries
 from processor.backoff import backoff_delay
 from processor.errors import OpensError
-from processor.sinks.clickhouse.sink import INSERT_SETTINGS
+from processor.sinks.clickhouse.sink import INGEST_TABLE, INSERT_SETTINGS
+from processor.suppression import load_suppressed
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BackfillSinkError",
@@ -92,6 +98,7 @@ class DirectDelivery:
         self.batch_size = batch_size
         self._batches: list[pa.RecordBatch] = []
         self._rows = 0
+        self.suppressed = 0  # hits of forgotten subscribers left out
 
     def send(self, payload: pa.RecordBatch) -> None:
         self._batches.append(payload)
@@ -104,15 +111,33 @@ class DirectDelivery:
             return
         table = pa.Table.from_batches(self._batches)
         self._batches, self._rows = [], 0
+        table = self._without_suppressed(table)
 
         def insert() -> None:
             self.client.insert_arrow(
-                "hits", table, database=self.database, settings=INSERT_SETTINGS
+                INGEST_TABLE, table, database=self.database, settings=INSERT_SETTINGS
             )
 
         _retrying(f"inserting {table.num_rows:,} hits", "clickhouse", insert)
 
+    def _without_suppressed(self, table: pa.Table) -> pa.Table:
+        """Counts and leaves out forgotten subscribers' hits. The list is read again before each
+        insert (one small query per ``INSERT_ROWS`` hits); ``hits_ingest`` filters as well, so
+        a subscriber forgotten after this read is still never written."""
+        suppressed = load_suppressed(self.client, self.database)
+        if not suppressed:
+            return table
+        listed = pc.is_in(table.column("sid"), value_set=pa.array(sorted(suppressed)))
+        dropped = pc.sum(listed).as_py() or 0
+        if not dropped:
+            return table
+        self.suppressed += dropped
+        log.info("left out %d hits of forgotten subscribers", dropped)
+        return table.filter(pc.invert(listed))
+
     def close(self) -> None:
+        if self.suppressed:
+            log.warning("left out %d hits of forgotten subscribers in all", self.suppressed)
         self._batches.clear()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -165,26 +166,68 @@ def report(
     out.print(table if rep.rows else "no campaigns yet")
 
 
+def _confirmed(question: str, yes: bool) -> bool:
+    """``--yes``, or no terminal to ask on (a script, a pipe), skips the question (DESIGN §4)."""
+    if yes or not (sys.stdin.isatty() and is_terminal()):
+        return True
+    return typer.confirm(question)
+
+
 def forget(
     ctx: typer.Context,
     sid: Annotated[str, typer.Option("--sid", help="the subscriber id to erase")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
-    """Erase one subscriber everywhere (GDPR): raw hits, first opens, and their aggregates."""
+    """Erase one subscriber everywhere, for good (GDPR): raw hits, first opens and their share of
+    the aggregates, and put them on the suppression list so that no later write (a re-run
+    backfill, a late log, a Kafka replay) brings them back. `opens unforget` undoes the list
+    entry only."""
     from processor.analytics.access import writer_client
     from processor.analytics.forget import forget_subscriber
+    from processor.sinks.clickhouse.schema import apply_migrations
 
-    if not yes and not typer.confirm(f"erase every record of subscriber {sid!r}?"):
+    if not sid:
+        msg = "must not be empty"
+        raise typer.BadParameter(msg, param_hint="--sid")
+    if not _confirmed(f"erase every record of subscriber {sid!r}, for good?", yes):
         raise typer.Exit(1)
-    client, db = writer_client(settings_from(ctx))
+    s = settings_from(ctx)
+    client, db = writer_client(s)
     try:
-        done = forget_subscriber(client, db, sid)
+        apply_migrations(client, db)  # the suppression list must exist before anything else
+        done = forget_subscriber(client, db, sid, insert_timeout=s.forget_insert_timeout)
     finally:
         client.close()
     console.print(
         f"removed {done.hits} hits and {done.first_opens} first opens; "
-        f"rebuilt {done.minutes_rebuilt} per-minute aggregate rows"
+        f"rebuilt {done.minutes_rebuilt} per-minute aggregate rows; "
+        f"{sid!r} is on the suppression list (undo: opens unforget --sid …)"
     )
+
+
+def unforget(
+    ctx: typer.Context,
+    sid: Annotated[str, typer.Option("--sid", help="the subscriber id to allow again")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Take a subscriber off the suppression list: hits written from now on count again. What
+    `opens forget` erased stays erased (re-run a backfill to bring logged opens back)."""
+    from processor.analytics.access import writer_client
+    from processor.analytics.forget import unforget_subscriber
+    from processor.sinks.clickhouse.schema import apply_migrations
+
+    if not _confirmed(f"allow hits of forgotten subscriber {sid!r} again?", yes):
+        raise typer.Exit(1)
+    client, db = writer_client(settings_from(ctx))
+    try:
+        apply_migrations(client, db)
+        removed = unforget_subscriber(client, db, sid)
+    finally:
+        client.close()
+    if not removed:
+        msg = f"subscriber {sid!r} is not on the suppression list"
+        raise OpensError(msg, hint="nothing to undo")
+    console.print(f"{sid!r} is off the suppression list; new hits of theirs will be written")
 
 
 def dashboard(ctx: typer.Context) -> None:
@@ -221,4 +264,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sends_app, name="sends")
     app.command()(report)
     app.command()(forget)
+    app.command()(unforget)
     app.command()(dashboard)

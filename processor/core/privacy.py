@@ -7,14 +7,23 @@ IPv6 /48. ``full`` keeps the address, ``drop`` keeps nothing. A value that is no
 
 from __future__ import annotations
 
+import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from ipaddress import IPv6Address
 
 from processor.core.context import IpPrivacy
 
-__all__ = ["ip_to_int", "ip_treatment", "truncate_ip"]
+__all__ = [
+    "IP_FIELDS",
+    "ip_to_int",
+    "ip_treatment",
+    "raw_treatment",
+    "treat_ips_in_text",
+    "treat_raw_record",
+    "truncate_ip",
+]
 
 _V6_MASK_48 = ((1 << 48) - 1) << 80
 
@@ -76,3 +85,70 @@ def ip_treatment(mode: IpPrivacy, cache_size: int = 65_536) -> Callable[[str], s
     if mode == "drop":
         return _drop
     return _truncating(cache_size)
+
+
+# --- raw records kept for debugging (dead letters) ------------------------------------------
+
+# An IPv4 or IPv6 literal standing alone; each candidate is checked by ``ip_to_int`` before it
+# is touched, so times (``01:02:03``) and versions (``1.2.3``) stay as they are.
+_IP_TOKEN = re.compile(
+    r"(?<![\w.:])(?:"
+    r"[0-9A-Fa-f:]*:(?:\d{1,3}\.){3}\d{1,3}"  # IPv6 with an IPv4 tail (::ffff:10.0.0.9)
+    r"|(?:\d{1,3}\.){3}\d{1,3}"
+    r"|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+    r")(?![\w.:])"
+)
+_EMPTY = "-"  # CloudFront's own "no value"
+
+
+def _treat_token(treat: Callable[[str], str], value: str) -> str:
+    if ip_to_int(value) is None:
+        return value
+    return treat(value) or _EMPTY
+
+
+def treat_ips_in_text(text: str, treat: Callable[[str], str]) -> str:
+    """Every IP literal in ``text`` replaced by its treatment (``-`` when that is nothing)."""
+    return _IP_TOKEN.sub(lambda m: _treat_token(treat, m.group(0)), text)
+
+
+def treat_raw_record(
+    raw: bytes, treat: Callable[[str], str], *, ip_positions: Sequence[int] = (), n_fields: int = 0
+) -> bytes:
+    """A raw log line or record as it may be stored: the client IP fields (``ip_positions`` of
+    ``n_fields`` TAB-separated fields, when the record has that many) treated as the decoder
+    treats them, and any other IP literal in it too (a list in ``x-forwarded-for``, a record
+    with the wrong number of fields). Everything else is kept byte for byte, for debugging.
+
+    Pure and total: bytes that are not UTF-8 survive (surrogate escapes), nothing raises.
+    """
+    text = raw.decode("utf-8", "surrogateescape")
+    if ip_positions and n_fields:
+        parts = text.split("\t")
+        if len(parts) == n_fields:
+            for i in ip_positions:
+                if parts[i] not in ("", _EMPTY):  # x-forwarded-for may list several
+                    parts[i] = ",".join(treat(v.strip()) or _EMPTY for v in parts[i].split(","))
+            text = "\t".join(parts)
+    return treat_ips_in_text(text, treat).encode("utf-8", "surrogateescape")
+
+
+def _same(raw: bytes) -> bytes:
+    return raw
+
+
+IP_FIELDS = frozenset({"c-ip", "x-forwarded-for"})  # the client IP fields of CloudFront logs
+
+
+def raw_treatment(fields: Sequence[str], mode: IpPrivacy) -> Callable[[bytes], bytes]:
+    """``treat_raw_record`` for TAB-separated records of ``fields`` in the order they appear
+    (real-time: ``fields.canonical_order(selected)``; standard: the file's ``#Fields``)."""
+    if mode == "full":  # the decoder keeps the address too: the record stays as it came
+        return _same
+    treat = ip_treatment(mode)
+    positions = tuple(i for i, name in enumerate(fields) if name in IP_FIELDS)
+
+    def apply(raw: bytes) -> bytes:
+        return treat_raw_record(raw, treat, ip_positions=positions, n_fields=len(fields))
+
+    return apply

@@ -92,7 +92,17 @@ _DROP_VIEW = re.compile(r"^DROP VIEW IF EXISTS (?P<db>`\w+`)\.(?P<name>\w+)$")
 _ALTER = re.compile(r"^ALTER TABLE (?P<db>`\w+`)\.(?P<name>\w+)\s+(?P<rest>.*)$", re.S)
 # Rows of one subscriber stay on one shard, so per-shard first opens and request-id sets are
 # complete and merging shards never counts a request twice.
-_SHARDING_KEY = {"hits": "cityHash64(cid, sid)", "first_opens": "cityHash64(cid, sid)"}
+# The ingest table is sharded like `hits` so its view writes each row to its own shard's
+# `hits_local`; a subscriber's suppression rows stay together so the newest one wins on one shard.
+_SHARDING_KEY = {
+    "hits": "cityHash64(cid, sid)",
+    "first_opens": "cityHash64(cid, sid)",
+    "hits_ingest": "cityHash64(cid, sid)",
+    "forgotten_subscribers": "cityHash64(sid)",
+}
+# The view's source table, the first FROM: the local one on each shard. Subqueries after it
+# (the suppression list) keep reading the Distributed table, so every shard sees the whole list.
+_MV_SOURCE = re.compile(r"FROM (`\w+`)\.(\w+)\b")
 
 
 def render_cluster(database: str, cluster: str) -> list[str]:
@@ -118,9 +128,11 @@ def render_cluster(database: str, cluster: str) -> list[str]:
                     )
                     if a
                 )
+                # A Null table stores nothing, so there is nothing to replicate.
+                engine = "Null" if t["engine"] == "Null" else f"Replicated{t['engine']}({args})"
                 out.append(
                     f"CREATE TABLE IF NOT EXISTS {db}.{local} {on} {t['body']}\n"
-                    f"ENGINE = Replicated{t['engine']}({args}){t['rest']}"
+                    f"ENGINE = {engine}{t['rest']}"
                 )
                 key = _SHARDING_KEY.get(name, "rand()")
                 out.append(
@@ -128,7 +140,7 @@ def render_cluster(database: str, cluster: str) -> list[str]:
                     f"ENGINE = Distributed(`{cluster}`, {db}, {local}, {key})"
                 )
             elif m := _MV.match(stmt):
-                select = m["select"].replace(f"{db}.hits", f"{db}.hits_local")
+                select = _MV_SOURCE.sub(r"FROM \1.\2_local", m["select"], count=1)
                 out.append(
                     f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{m['name']} {on} "
                     f"TO {db}.{m['to']}_local AS{select}"

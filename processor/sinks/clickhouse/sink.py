@@ -13,6 +13,10 @@ hits or crashing the worker.
 The price is at-least-once: a crash after an insert and before the offset commit replays the
 batch. Every table absorbs that by construction: rows are keyed by CloudFront's request id in
 ReplacingMergeTree tables (see the migrations), so a replayed batch changes no number.
+
+Hits go into ``hits_ingest``, never ``hits``: its view drops forgotten subscribers inside the
+INSERT (migration 0010, processor.suppression), so neither a replay nor a batch buffered here
+while `opens forget` ran can write one back.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 # GROUP BY, uniqExact/min/max merges), exactly as it must for duplicates in separate inserts.
 # ``parallel_view_processing``: the materialized views are filled concurrently.
 INSERT_SETTINGS: dict[str, Any] = {"optimize_on_insert": 0, "parallel_view_processing": 1}
+
+# Where every writer inserts hits: the suppression list is applied there (migration 0010).
+INGEST_TABLE = "hits_ingest"
 
 HIT_COLUMNS: tuple[str, ...] = (
     "request_id",
@@ -88,7 +95,7 @@ def hit_columns(hits: Sequence[Hit]) -> list[list[Any]]:
 
 
 class ClickHouseSink:
-    """Writes hits to ``{database}.hits``; see the module docstring for the delivery contract.
+    """Writes hits to ``{database}.hits_ingest`` (so ``hits``); see the module docstring.
 
     ``connect`` builds a client lazily (and again after a failure), so a ClickHouse server that
     is down when the worker starts is not fatal either.
@@ -101,12 +108,14 @@ class ClickHouseSink:
         metrics: Metrics,
         *,
         max_backoff: float = 30.0,
+        table: str = INGEST_TABLE,
     ) -> None:
         self._connect = connect
         self._client: Any = None
         self.database = database
         self.metrics = metrics
         self.max_backoff = max_backoff
+        self.table = table
         # One thread: clickhouse-connect clients are not shared across threads, and chDB
         # releases the GIL while it works, so the event loop keeps running during an insert.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
@@ -116,7 +125,7 @@ class ClickHouseSink:
             self._client = self._connect()
         try:
             self._client.insert(
-                "hits",
+                self.table,
                 hit_columns(hits),
                 column_names=list(HIT_COLUMNS),
                 database=self.database,
@@ -153,6 +162,20 @@ class ClickHouseSink:
             self.metrics.sink_batch_seconds.observe(time.perf_counter() - started)
             self.metrics.sink_rows.inc(len(hits))
             return
+
+    async def call(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(client)`` on the sink's thread and client (one query, no retry: callers decide)."""
+
+        def run() -> Any:
+            if self._client is None:
+                self._client = self._connect()
+            try:
+                return fn(self._client)
+            except Exception:
+                self._client = None
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
