@@ -2,7 +2,9 @@
 
 Thin wrapper over ``processor.backfill``: arguments, settings, connections, progress and the
 exit status. Exit 0: every line of every object was read; 3: the run finished but some lines or
-objects were skipped (listed in the summary and the manifest); 1/2: the run could not proceed.
+objects were skipped (bad lines, damaged objects: listed in the summary and the manifest); 4: some
+objects could not be read (retried with back-off, then given up: one ``opens backfill:`` line each
+on stderr), they stay pending and the next run reads them again; 1/2: the run could not proceed.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import typer
 
 from processor.cli.context import settings_from
 
-__all__ = ["EXIT_SKIPPED", "register"]
+__all__ = ["EXIT_PENDING", "EXIT_SKIPPED", "register"]
 
 EXIT_SKIPPED = 3
+EXIT_PENDING = 4
 
 
 def _when(value: str | None, option: str) -> Any:
@@ -57,7 +60,10 @@ def backfill_cmd(
     """Backfill from CloudFront standard logs / S3 access logs; resumable and idempotent.
 
     Objects already in the manifest (same ETag) are skipped; hits already seen in real time are
-    not counted again. Exit status 3 means some lines or objects were skipped (see the summary).
+    not counted again. Exit status 3: some lines were bad or an object is damaged (a corrupt or
+    truncated gzip: the part before the damage is loaded, the object recorded as damaged and not
+    read again unless it changes or --force); 4: an object could not be read even after retries
+    (named on stderr) and stays pending: run again to load it.
     """
     from processor.backfill.encode import ArrowRows, Encoder, KafkaMessages
     from processor.backfill.progress import make_progress
@@ -130,6 +136,11 @@ def backfill_cmd(
         )
         for problem in summary.problems[:50]:
             typer.echo(f"  skipped {problem}", err=True)
+    # Always, terminal or not: the one thing an operator must act on (run again).
+    for stopped in summary.pending:
+        typer.echo(f"opens backfill: cannot read {stopped}; left pending, run again", err=True)
+    if summary.pending:
+        raise typer.Exit(EXIT_PENDING)
     if not summary.clean:
         raise typer.Exit(EXIT_SKIPPED)
 
