@@ -61,7 +61,7 @@ class BackfillSummary:
             "hits": self.hits,
             "bad_lines": self.bad_lines,
             "hits_outside_window": self.outside_window,
-            "incomplete_objects": self.incomplete,
+            "incomplete_objects": self.incomplete,  # damaged: loaded up to the damage, recorded
             "objects_pending": len(self.pending),
             "pending": self.pending,
             "failures": dict(self.failures),

@@ -130,7 +130,7 @@ def backfill_cmd(
         typer.echo(
             f"{summary.objects:,} objects ({summary.skipped_done:,} already done), "
             f"{summary.lines:,} lines, {summary.hits:,} hits, {summary.bad_lines:,} bad lines, "
-            f"{summary.incomplete:,} objects read short, "
+            f"{summary.incomplete:,} objects damaged, {len(summary.pending):,} left pending, "
             f"{summary.lines / max(summary.seconds, 1e-9):,.0f} lines/s",
             err=True,
         )

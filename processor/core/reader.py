@@ -107,19 +107,23 @@ class _Inflated(io.RawIOBase):
         self._raw = raw
         self._chunks = inflate(raw.read)
         self._buffer = b""
+        self._at = 0  # an index, not re-slicing: one inflated chunk can be many megabytes
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1, /) -> bytes:
-        while not self._buffer:
-            self._buffer = next(self._chunks, b"")
+        while self._at >= len(self._buffer):
+            self._buffer, self._at = next(self._chunks, b""), 0
             if not self._buffer:
                 return b""
-        if n < 0 or n >= len(self._buffer):
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:n], self._buffer[n:]
+        end = len(self._buffer) if n < 0 else min(len(self._buffer), self._at + n)
+        out = (
+            self._buffer
+            if (self._at, end) == (0, len(self._buffer))
+            else self._buffer[self._at : end]
+        )
+        self._at = end
         return out
 
     def close(self) -> None:
