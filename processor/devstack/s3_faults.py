@@ -3,9 +3,10 @@
 For fault drills only (tests, like ``kinesis_faults``). Every request is forwarded to moto
 unchanged, except the first ``faults[key]`` GetObject calls of an object key, which fail as a
 real network does: ``"reset"`` sends the status line, the full ``Content-Length`` and half of the
-body, then drops the connection (the client sees a body cut short); ``"500"`` answers S3's
-``InternalError``. Clients use it as their S3 endpoint (``AWS_ENDPOINT_URL_S3=<proxy.endpoint>``);
-the key is the path-style ``/bucket/key``.
+body, then drops the connection (the client sees a body cut short); ``"stall"`` sends half of
+the body and then nothing for ``stall_seconds`` (the client's read times out); ``"500"`` answers
+S3's ``InternalError``. Clients use it as their S3 endpoint
+(``AWS_ENDPOINT_URL_S3=<proxy.endpoint>``); the key is the path-style ``/bucket/key``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ INTERNAL_ERROR = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
     b"<Message>We encountered an internal error. Please try again.</Message></Error>"
 )
-Fault = Literal["reset", "500"]
+Fault = Literal["reset", "stall", "500"]
 
 
 @dataclass
@@ -41,6 +42,7 @@ class FlakyS3Proxy:
     upstream: str
     mode: Fault = "reset"
     faults: dict[str, int] = field(default_factory=dict)
+    stall_seconds: float = 5.0
     host: str = "127.0.0.1"
     port: int = 0
     gets: Counter[str] = field(default_factory=Counter)
@@ -79,12 +81,14 @@ class FlakyS3Proxy:
         ) as resp:
             payload = await resp.read()
             out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
-        if fault != "reset" or resp.status >= 300:
+        if fault is None or resp.status >= 300:
             return web.Response(status=resp.status, body=payload, headers=out_headers)
         cut = web.StreamResponse(status=resp.status, headers=out_headers)
         cut.content_length = len(payload)
         await cut.prepare(request)
         await cut.write(payload[: len(payload) // 2])
+        if fault == "stall":
+            await asyncio.sleep(self.stall_seconds)
         if request.transport is not None:
             request.transport.abort()  # the connection reset mid-body
         return cut

@@ -69,7 +69,11 @@ def proxy(moto: str, aws: None) -> Iterator[FlakyS3Proxy]:
 
 def _client(endpoint: str) -> Any:
     # botocore's own retries off: what is tested is the backfill's (it retries a 500 itself too).
-    cfg = Config(retries={"mode": "standard", "max_attempts": 1}, s3={"addressing_style": "path"})
+    cfg = Config(
+        retries={"mode": "standard", "max_attempts": 1},
+        s3={"addressing_style": "path"},
+        read_timeout=1,
+    )
     return boto3.client("s3", endpoint_url=endpoint, config=cfg)
 
 
@@ -86,18 +90,19 @@ def _bucket(moto: str, rnd: random.Random, n: int) -> tuple[str, dict[str, Any],
     return bucket, files, reqs
 
 
-@pytest.mark.parametrize("mode", ["reset", "500"])
+@pytest.mark.parametrize(("mode", "n"), [("reset", 2), ("500", 2), ("stall", 1)])
 def test_transient_s3_failures_are_retried_and_resumed_within_the_run(
-    proxy: FlakyS3Proxy, run_direct: RunFn, chdb_client: Any, backfill_db: str, mode: str
+    proxy: FlakyS3Proxy, run_direct: RunFn, chdb_client: Any, backfill_db: str, mode: str, n: int
 ) -> None:
     bucket, files, reqs = _bucket(proxy.upstream, random.Random(31), 1200)
     proxy.mode = mode  # type: ignore[assignment]
+    proxy.stall_seconds = 3  # the client gives up reading after 1 s
     for key in files:
-        proxy.faults[f"/{bucket}/{key}"] = 2  # the first two GetObject calls of every object fail
+        proxy.faults[f"/{bucket}/{key}"] = n  # the first n GetObject calls of every object fail
     result = run_direct(f"s3://{bucket}/cf/", s3_client=_client(proxy.endpoint), read=FAST)
     assert result.clean and not result.pending
     assert result.objects == len(files)
-    assert sum(proxy.failed.values()) == 2 * len(files)
+    assert sum(proxy.failed.values()) == n * len(files)
     check(chdb_client, backfill_db, truth_hits(reqs))
     assert hit_rows(chdb_client, backfill_db) == len(truth_hits(reqs)) == result.hits
 
@@ -129,6 +134,29 @@ def test_s3_object_failing_past_the_retries_stays_pending_and_the_rerun_loads_it
     check(chdb_client, backfill_db, truth_hits(reqs))  # no hit of the cut object counted twice
     assert hit_rows(chdb_client, backfill_db) == len(truth_hits(reqs))
     assert manifest(chdb_client, backfill_db)[f"s3://{bucket}/{flaky}"][3] == 1
+
+
+def test_decoding_children_leave_an_unreadable_object_pending_too(
+    proxy: FlakyS3Proxy,
+    run_direct: RunFn,
+    chdb_client: Any,
+    backfill_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``decode_processes``: the child reads (its own S3 client, from the environment), the
+    parent records; a pending entry crosses the pipe and gets no row either."""
+    bucket, files, reqs = _bucket(proxy.upstream, random.Random(37), 600)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    flaky = sorted(files)[-1]
+    proxy.faults[f"/{bucket}/{flaky}"] = 1_000
+    s3 = _client(proxy.endpoint)
+    first = run_direct(f"s3://{bucket}/cf/", s3_client=s3, read=FAST, decode_processes=1)
+    assert [p.split(": ")[0] for p in first.pending] == [f"s3://{bucket}/{flaky}"]
+    assert f"s3://{bucket}/{flaky}" not in manifest(chdb_client, backfill_db)
+    proxy.faults.clear()
+    again = run_direct(f"s3://{bucket}/cf/", s3_client=s3, read=FAST, decode_processes=1)
+    assert again.clean and again.objects == 1
+    check(chdb_client, backfill_db, truth_hits(reqs))
 
 
 class _FailingFile:
