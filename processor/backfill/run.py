@@ -141,44 +141,45 @@ def run_backfill(
     progress.start(len(todo), sum(o.size for o in todo))
     writer = Writer(delivery, client, database, on_recorded=progress.object_done)
     try:
-        if not todo:
-            pass
-        elif decode_processes > 0:
+        if todo and decode_processes > 0:
+            n = min(decode_processes, len(todo))
             jobs = [
-                Job(
-                    todo[i::decode_processes],
-                    ctx,
-                    options.mode,
-                    encode,
-                    window,
-                    read_ahead,
-                    options.read,
-                )
-                for i in range(min(decode_processes, len(todo)))
+                Job(todo[i::n], ctx, options.mode, encode, window, read_ahead, options.read)
+                for i in range(n)
             ]
             decode_in_children(jobs, writer, summary, progress)
-        else:
-            decoders = _Decoders(ctx)
-
-            def emit(hits: list[Hit]) -> None:
-                writer.put_payload(encode(hits))
-
-            rows = writer.put_payload if isinstance(encode, ArrowRows) else None
-
-            with fewer_gc_passes():
-                for obj, stream in _streams(
-                    todo, default_opener(s3_client, options.read), read_ahead
-                ):
-                    entry = decode_object(
-                        obj, stream, decoders, options.mode, emit, progress.lines, window, rows
-                    )
-                    summary.add(entry)
-                    writer.finished(entry)
+        elif todo:
+            streams = _streams(todo, default_opener(s3_client, options.read), read_ahead)
+            _decode_here(streams, ctx, options.mode, encode, window, writer, summary, progress)
     finally:
         writer.close()
     summary.seconds = time.perf_counter() - started
     progress.close(summary)
     return summary
+
+
+def _decode_here(
+    streams: Iterator[tuple[LogObject, ChunkStream]],
+    ctx: DecodeContext,
+    mode: str,
+    encode: Encoder,
+    window: Window,
+    writer: Writer,
+    summary: BackfillSummary,
+    progress: Progress,
+) -> None:
+    """Decode and encode in this process, object after object, handing all to ``writer``."""
+    decoders = _Decoders(ctx)
+
+    def emit(hits: list[Hit]) -> None:
+        writer.put_payload(encode(hits))
+
+    rows = writer.put_payload if isinstance(encode, ArrowRows) else None
+    with fewer_gc_passes():
+        for obj, stream in streams:
+            entry = decode_object(obj, stream, decoders, mode, emit, progress.lines, window, rows)
+            summary.add(entry)
+            writer.finished(entry)
 
 
 def _default_opener(s3_client: Any) -> Callable[[LogObject], Callable[[], RawReader]]:

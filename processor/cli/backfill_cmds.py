@@ -126,6 +126,11 @@ def backfill_cmd(
         )
     finally:
         client.close()
+    _report(summary)
+
+
+def _report(summary: Any) -> None:
+    """The human summary on a terminal, the pending objects always, and the exit status."""
     if sys.stderr.isatty():
         typer.echo(
             f"{summary.objects:,} objects ({summary.skipped_done:,} already done), "
