@@ -59,12 +59,13 @@ def backfill_cmd(
 ) -> None:
     """Backfill from CloudFront standard logs / S3 access logs; resumable and idempotent.
 
-    Objects already in the manifest (same ETag) are skipped; hits already seen in real time are
-    not counted again. Exit status 3: some lines were bad or an object is damaged (a corrupt or
-    truncated gzip: the part before the damage is loaded, the object recorded as damaged and not
-    read again unless it changes or --force); 4: an object could not be read even after retries
-    (named on stderr) and stays pending: run again to load it.
-    """
+    Objects already in the manifest (same ETag) are skipped; hits already seen in real time are not counted again.
+
+    Exit status:
+    0 every line of every object was read;
+    3 some lines were bad or an object is damaged (corrupt or truncated gzip: the part before the damage is loaded, the object recorded as damaged and not read again unless it changes, or --force);
+    4 an object could not be read, even after retries (named on stderr): it stays pending, run again to load it.
+    """  # noqa: E501 - help text: typer keeps these line breaks
     from processor.backfill.encode import ArrowRows, Encoder, KafkaMessages
     from processor.backfill.progress import make_progress
     from processor.backfill.run import BackfillOptions, run_backfill

@@ -130,10 +130,11 @@ def parse_cmd(
     one per request. Bad lines and pixel requests that are not hits (not_a_hit: status 404 …)
     are counted by reason on stderr, never fatal.
 
-    Exit status: 0 every FILE was read to its end; 1 a FILE cannot be opened; 3 a FILE could not
-    be read to its end (a truncated or corrupt gzip, a read error): the lines before the damage
-    were decoded and printed, as opens backfill does. 1 wins over 3.
-    """
+    Exit status:
+    0 every FILE was read to its end (bad lines included);
+    1 a FILE cannot be opened;
+    3 a FILE was read only up to a damage (truncated or corrupt gzip, read error): the lines before it were decoded, as opens backfill does.
+    """  # noqa: E501 - help text: typer keeps these line breaks
     decode_ctx, default_fields, _ = _settings_context(ctx, pixel_only=not all_requests)
     selected: tuple[str, ...] = default_fields
     if fields is not None:
