@@ -21,6 +21,7 @@ __all__ = [
     "Done",
     "ManifestEntry",
     "covers",
+    "damaged_objects",
     "finished_objects",
     "insert_entries",
 ]
@@ -119,6 +120,17 @@ def finished_objects(client: Any, database: str) -> Done:
         window: Window = (None, None) if whole else (_utc(since), _utc(until))
         done.setdefault((str(obj), str(etag)), []).append(window)
     return done
+
+
+def damaged_objects(client: Any, database: str) -> dict[tuple[str, str], str]:
+    """``(object, etag)`` → where its damage is (``truncated@987``), for objects recorded so."""
+    rows = client.query(
+        "SELECT object, etag, arrayStringConcat(examples, ' ')"
+        " FROM {db:Identifier}.backfill_manifest FINAL"
+        " WHERE complete = 0 AND hasAny(mapKeys(failures), {damage:Array(String)})",
+        parameters={"db": database, "damage": list(DAMAGE_REASONS)},
+    ).result_rows
+    return {(str(obj), str(etag)): str(where) for obj, etag, where in rows}
 
 
 def _utc(value: datetime | None) -> datetime | None:

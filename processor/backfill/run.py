@@ -23,7 +23,7 @@ from processor.backfill.children import DecoderFailed, Job, decode_in_children
 from processor.backfill.decode import BATCH, Window, _Decoders, decode_object, sniff_format
 from processor.backfill.encode import ArrowRows, Encoder
 from processor.backfill.fetch import ReadPolicy, default_opener
-from processor.backfill.manifest import covers, finished_objects
+from processor.backfill.manifest import covers, damaged_objects, finished_objects
 from processor.backfill.sinks import Delivery, Writer
 from processor.backfill.sources import LogObject, list_sources
 from processor.backfill.stream import ChunkStream, RawReader
@@ -123,21 +123,7 @@ def run_backfill(
     encode = encode or ArrowRows()
     window = Window(options.since, options.until)
     summary = BackfillSummary()
-    listed = list(
-        list_sources(
-            options.sources,
-            s3_client=s3_client,
-            since=options.since,
-            until=options.until,
-            page_size=options.page_size,
-        )
-    )
-    summary.listed = len(listed)
-    done = {} if options.force else finished_objects(client, database)
-    todo = [
-        o for o in listed if not covers(done.get((o.uri, o.etag), []), options.since, options.until)
-    ]
-    summary.skipped_done = len(listed) - len(todo)
+    todo = _to_do(options, client, database, s3_client, summary)
     progress.start(len(todo), sum(o.size for o in todo))
     writer = Writer(delivery, client, database, on_recorded=progress.object_done)
     try:
@@ -156,6 +142,36 @@ def run_backfill(
     summary.seconds = time.perf_counter() - started
     progress.close(summary)
     return summary
+
+
+def _to_do(
+    options: BackfillOptions, client: Any, database: str, s3_client: Any, summary: BackfillSummary
+) -> list[LogObject]:
+    """The listed objects the manifest does not cover; the others are counted in ``summary``,
+    the damaged among them named (``already_damaged``) so a re-run still shows them."""
+    listed = list(
+        list_sources(
+            options.sources,
+            s3_client=s3_client,
+            since=options.since,
+            until=options.until,
+            page_size=options.page_size,
+        )
+    )
+    summary.listed = len(listed)
+    if options.force:
+        return listed
+    done = finished_objects(client, database)
+    todo = [
+        o for o in listed if not covers(done.get((o.uri, o.etag), []), options.since, options.until)
+    ]
+    summary.skipped_done = len(listed) - len(todo)
+    if summary.skipped_done:
+        damaged = damaged_objects(client, database)
+        summary.already_damaged = [
+            f"{o.uri}: {damaged[key]}" for o in listed if (key := (o.uri, o.etag)) in damaged
+        ]
+    return todo
 
 
 def _decode_here(

@@ -32,6 +32,7 @@ class BackfillSummary:
     failures: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    already_damaged: list[str] = field(default_factory=list)  # skipped: recorded damaged before
     seconds: float = 0.0
 
     @property
@@ -56,6 +57,7 @@ class BackfillSummary:
         return {
             "objects_listed": self.listed,
             "objects_already_done": self.skipped_done,
+            "objects_already_damaged": len(self.already_damaged),
             "objects_processed": self.objects,
             "lines": self.lines,
             "hits": self.hits,
@@ -64,6 +66,7 @@ class BackfillSummary:
             "incomplete_objects": self.incomplete,  # damaged: loaded up to the damage, recorded
             "objects_pending": len(self.pending),
             "pending": self.pending,
+            "already_damaged": self.already_damaged,
             "failures": dict(self.failures),
             "problems": self.problems,
             "seconds": round(self.seconds, 3),

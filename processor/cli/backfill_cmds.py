@@ -142,6 +142,8 @@ def _report(summary: Any) -> None:
         )
         for problem in summary.problems[:50]:
             typer.echo(f"  skipped {problem}", err=True)
+        for damaged in summary.already_damaged[:50]:
+            typer.echo(f"  damaged (recorded by an earlier run) {damaged}", err=True)
     # Always, terminal or not: the one thing an operator must act on (run again).
     for stopped in summary.pending:
         typer.echo(f"opens backfill: cannot read {stopped}; left pending, run again", err=True)

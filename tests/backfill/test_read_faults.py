@@ -284,6 +284,7 @@ def test_a_damaged_gzip_is_recorded_as_damaged_and_not_read_again(
     assert 0 < hits <= len(truth_hits(cut))
     again = run_direct(str(tmp_path))
     assert (again.objects, again.skipped_done) == (0, 1)
+    assert again.already_damaged == [f"{path.resolve()}: truncated@{lines + 1}"]
     path.write_bytes(packed)  # the whole object arrives: a new ETag, read again
     os.utime(path, ns=(st_ns := path.stat().st_mtime_ns + 1_000_000, st_ns))
     whole = run_direct(str(tmp_path))
