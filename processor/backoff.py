@@ -1,9 +1,10 @@
-"""Capped exponential back-off with jitter, shared by every retry loop."""
+"""Capped exponential back-off with jitter, and the retry loops that use it (async and blocking)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -37,3 +38,39 @@ async def retry(
             delay = backoff_delay(attempt, base=base, cap=cap)
             on_error(exc, attempt, delay)
             await asyncio.sleep(delay)
+
+
+class GaveUp(Exception):
+    """``retry_blocking`` stopped: ``last`` is the final error, ``attempts`` how many were made."""
+
+    def __init__(self, last: Exception, attempts: int) -> None:
+        super().__init__(str(last) or type(last).__name__)
+        self.last = last
+        self.attempts = attempts
+
+
+def retry_blocking(
+    step: Callable[[], T],
+    *,
+    attempts: int,
+    transient: Callable[[Exception], bool] = lambda exc: True,
+    on_error: Callable[[Exception, int, float], None] | None = None,
+    base: float = 0.2,
+    cap: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``step()`` until it returns, for threads: ``retry`` with a bound. An error ``transient``
+    refuses, or the ``attempts``-th, raises ``GaveUp``; each other one is reported as
+    ``on_error(exc, attempt, delay)`` and followed by a back-off sleep."""
+    attempt = 0
+    while True:
+        try:
+            return step()
+        except Exception as exc:
+            attempt += 1
+            if attempt >= attempts or not transient(exc):
+                raise GaveUp(exc, attempt) from exc
+            delay = backoff_delay(attempt, base=base, cap=cap)
+            if on_error is not None:
+                on_error(exc, attempt, delay)
+            sleep(delay)

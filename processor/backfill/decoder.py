@@ -36,15 +36,11 @@ def read_frames(stream: IO[bytes]) -> Iterator[tuple[str, Any]]:
 
 
 def main() -> int:
+    from processor.backfill.children import Job
+    from processor.backfill.decode import _Decoders, decode_object
     from processor.backfill.encode import ArrowRows
-    from processor.backfill.run import (
-        Job,
-        _Decoders,
-        _default_opener,
-        _streams,
-        decode_object,
-        fewer_gc_passes,
-    )
+    from processor.backfill.fetch import default_opener
+    from processor.backfill.run import _streams, fewer_gc_passes
     from processor.core.hit import Hit
 
     job: Job = pickle.load(sys.stdin.buffer)  # noqa: S301 - written by the parent process
@@ -67,7 +63,9 @@ def main() -> int:
             s3 = boto3.client("s3")
         decoders = _Decoders(job.ctx)
         with fewer_gc_passes():
-            for obj, stream in _streams(job.objects, _default_opener(s3), job.read_ahead):
+            for obj, stream in _streams(
+                job.objects, default_opener(s3, job.policy), job.read_ahead
+            ):
                 entry = decode_object(
                     obj,
                     stream,

@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "DAMAGE_REASONS",
     "MANIFEST_COLUMNS",
     "Done",
     "ManifestEntry",
     "covers",
+    "damaged_objects",
     "finished_objects",
     "insert_entries",
 ]
@@ -48,9 +50,15 @@ Done = dict[tuple[str, str], list[Window]]
 
 @dataclass
 class ManifestEntry:
-    """What one object held. ``complete`` is false when reading stopped early (corrupt gzip,
-    truncated object, unknown layout); ``examples`` are ``reason@line`` (line 0: the whole
-    object)."""
+    """What one object held. ``complete`` is false when reading stopped early; ``examples`` are
+    ``reason@line`` (line 0: the whole object).
+
+    Why it stopped decides whether the object is done. Damaged bytes (corrupt or truncated gzip,
+    an unknown layout) give the same result on every read: the entry is recorded, incomplete,
+    and later runs keep it (a new ETag — the object replaced — or ``--force`` reads it again).
+    A read that failed on the way (``pending``; ``stopped`` says where and why) is never
+    recorded: the object stays pending and the next run reads it from its first line.
+    """
 
     object: str
     etag: str
@@ -65,6 +73,8 @@ class ManifestEntry:
     outside_window: int = 0
     since: datetime | None = None
     until: datetime | None = None
+    pending: bool = False  # not a column: a pending entry gets no row
+    stopped: str = ""
 
     @property
     def bad_lines(self) -> int:
@@ -89,18 +99,38 @@ class ManifestEntry:
         ]
 
 
+# Reasons an incomplete row is still finished: the object's own bytes are bad (``ManifestEntry``).
+DAMAGE_REASONS: tuple[str, ...] = ("corrupt_gzip", "truncated", "unknown_layout")
+
+
 def finished_objects(client: Any, database: str) -> Done:
-    """Every finished ``(object, etag)`` with the windows it was finished for."""
+    """Every finished ``(object, etag)`` with the windows it was finished for.
+
+    A row that is incomplete for another reason than damage (``read_error``: written by versions
+    before issue #14 for a read that failed on the way) is not finished: the object is read again.
+    """
     rows = client.query(
         "SELECT DISTINCT object, etag, outside_window = 0, since, until"
-        " FROM {db:Identifier}.backfill_manifest",
-        parameters={"db": database},
+        " FROM {db:Identifier}.backfill_manifest"
+        " WHERE complete = 1 OR hasAny(mapKeys(failures), {damage:Array(String)})",
+        parameters={"db": database, "damage": list(DAMAGE_REASONS)},
     ).result_rows
     done: Done = {}
     for obj, etag, whole, since, until in rows:
         window: Window = (None, None) if whole else (_utc(since), _utc(until))
         done.setdefault((str(obj), str(etag)), []).append(window)
     return done
+
+
+def damaged_objects(client: Any, database: str) -> dict[tuple[str, str], str]:
+    """``(object, etag)`` → where its damage is (``truncated@987``), for objects recorded so."""
+    rows = client.query(
+        "SELECT object, etag, arrayStringConcat(examples, ' ')"
+        " FROM {db:Identifier}.backfill_manifest FINAL"
+        " WHERE complete = 0 AND hasAny(mapKeys(failures), {damage:Array(String)})",
+        parameters={"db": database, "damage": list(DAMAGE_REASONS)},
+    ).result_rows
+    return {(str(obj), str(etag)): str(where) for obj, etag, where in rows}
 
 
 def _utc(value: datetime | None) -> datetime | None:

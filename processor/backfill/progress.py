@@ -8,7 +8,7 @@ import time
 from typing import IO, Any
 
 from processor.backfill.manifest import ManifestEntry
-from processor.backfill.run import BackfillSummary, Progress
+from processor.backfill.summary import BackfillSummary, Progress
 
 __all__ = ["JsonProgress", "TerminalProgress", "make_progress"]
 
@@ -53,18 +53,19 @@ class JsonProgress(Progress):
 
     def object_done(self, entry: ManifestEntry) -> None:
         self.done += 1
-        self._emit(
-            {
-                "event": "object",
-                "object": entry.object,
-                "lines": entry.lines,
-                "hits": entry.hits,
-                "bad_lines": entry.bad_lines,
-                "complete": entry.complete,
-                "objects_done": self.done,
-                "objects": self.total,
-            }
-        )
+        event: dict[str, Any] = {
+            "event": "object",
+            "object": entry.object,
+            "lines": entry.lines,
+            "hits": entry.hits,
+            "bad_lines": entry.bad_lines,
+            "complete": entry.complete,
+            "objects_done": self.done,
+            "objects": self.total,
+        }
+        if entry.pending:  # not recorded: the next run reads it again
+            event.update(event="object_pending", reason=entry.stopped)
+        self._emit(event)
 
     def close(self, summary: BackfillSummary) -> None:
         self._emit({"event": "summary", **summary.as_dict()})

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from processor.backfill.encode import KafkaPayload
 from processor.backfill.manifest import ManifestEntry, insert_entries
-from processor.backoff import backoff_delay
+from processor.backoff import GaveUp, retry_blocking
 from processor.errors import OpensError
 from processor.sinks.clickhouse.sink import INGEST_TABLE, INSERT_SETTINGS
 from processor.suppression import load_suppressed
@@ -73,18 +73,13 @@ class Delivery(Protocol):
 
 
 def _retrying(what: str, target: str, fn: Callable[[], None], attempts: int = 5) -> None:
-    for attempt in range(1, attempts + 1):
-        try:
-            fn()
-        except Exception as exc:
-            if attempt == attempts:
-                msg = f"{what} failed {attempts} times: {exc}"
-                raise BackfillSinkError(
-                    msg, target=target, hint="re-run later: finished objects are skipped"
-                ) from None
-            time.sleep(backoff_delay(attempt, base=0.2, cap=5.0))
-        else:
-            return
+    try:
+        retry_blocking(fn, attempts=attempts, base=0.2, cap=5.0)
+    except GaveUp as exc:
+        msg = f"{what} failed {attempts} times: {exc.last}"
+        raise BackfillSinkError(
+            msg, target=target, hint="re-run later: finished objects are skipped"
+        ) from None
 
 
 class DirectDelivery:
@@ -240,7 +235,8 @@ _STOP = object()
 
 
 class Writer:
-    """The writer thread: hits → ``delivery``; finished objects → manifest, after ``settle()``.
+    """The writer thread: hits → ``delivery``; finished objects → manifest, after ``settle()``;
+    a ``pending`` entry (its reading stopped on a read error) → no row at all.
 
     ``put_payload``/``finished`` block when the queue is full and re-raise a failure of the
     thread in the caller. ``close()`` drains the queue, settles and writes the last rows.
@@ -325,7 +321,12 @@ class Writer:
                 if item is _STOP:
                     self._record(delivery, pending)
                     return
-                if isinstance(item, ManifestEntry):
+                if isinstance(item, ManifestEntry) and item.pending:
+                    # Never recorded (its hits may still go out: keyed by request id, they are
+                    # absorbed when the next run sends them again).
+                    if self._on_recorded is not None:
+                        self._on_recorded(item)
+                elif isinstance(item, ManifestEntry):
                     if not pending:
                         oldest = time.monotonic()
                     pending.append(item)

@@ -2,8 +2,9 @@
 
 The thread pushes decompressed chunks into a bounded queue, so memory stays at a few chunks
 whatever the object's size, and the network wait and ``zlib`` (which releases the GIL) run beside
-the parser on the other core. A corrupt or truncated gzip is not an exception for the thread: the
-error travels through the queue and is raised by ``read()`` after the data before it, so the
+the parser on the other core. A corrupt or truncated gzip (``processor.core.reader.inflate``, the
+reader ``opens parse`` uses too) is not an exception for the thread: the error travels through the
+queue and is raised by ``read()`` after the data before it, so the
 caller decodes everything up to the damage and can name the line where it stopped.
 """
 
@@ -11,18 +12,15 @@ from __future__ import annotations
 
 import queue
 import threading
-import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["ChunkStream", "ObjectReadError", "RawReader"]
+from processor.core.reader import CORRUPT_GZIP, READ_ERROR, TRUNCATED, ReadStopped, inflate
+
+__all__ = ["CORRUPT_GZIP", "READ_ERROR", "TRUNCATED", "ChunkStream", "ObjectReadError", "RawReader"]
 
 CHUNK = 1 << 20
 DEPTH = 8
-_GZIP_MAGIC = b"\x1f\x8b"
-CORRUPT_GZIP = "corrupt_gzip"
-TRUNCATED = "truncated"
-READ_ERROR = "read_error"
 
 
 class RawReader(Protocol):
@@ -33,14 +31,9 @@ class RawReader(Protocol):
     def close(self) -> None: ...
 
 
-class ObjectReadError(OSError):
-    """The object could not be read to its end; ``reason`` is ``corrupt_gzip``, ``truncated``
-    or ``read_error``."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+# The object could not be read to its end: ``reason`` is ``corrupt_gzip``, ``truncated`` (the
+# bytes are damaged: ``damaged``) or ``read_error`` (reading stopped on the way).
+ObjectReadError = ReadStopped
 
 
 _END = object()
@@ -95,44 +88,14 @@ class ChunkStream:
                 self._put(_END)
 
     def _pump(self, raw: RawReader) -> None:
-        first = raw.read(self._chunk)
-        self.raw_bytes += len(first)
-        if first[:2] != _GZIP_MAGIC:
-            data = first
-            while data:
-                if not self._put(data):
-                    return
-                data = raw.read(self._chunk)
-                self.raw_bytes += len(data)
-            return
-        # wbits 31 = gzip framing; a new decompressor for each concatenated member.
-        inflate = zlib.decompressobj(31)
-        data = first
-        while data:
-            try:
-                out = inflate.decompress(data)
-            except zlib.error as exc:
-                raise ObjectReadError(CORRUPT_GZIP, str(exc)) from None
-            if out and not self._put(out):
-                return
-            while inflate.eof and inflate.unused_data:
-                rest = inflate.unused_data
-                if not rest.strip(b"\x00"):
-                    break  # zero padding after the last member
-                inflate = zlib.decompressobj(31)
-                try:
-                    out = inflate.decompress(rest)
-                except zlib.error as exc:
-                    raise ObjectReadError(CORRUPT_GZIP, str(exc)) from None
-                if out and not self._put(out):
-                    return
-            data = raw.read(self._chunk)
+        def read(n: int) -> bytes:
+            data = raw.read(n)
             self.raw_bytes += len(data)
-        tail = inflate.flush()
-        if tail and not self._put(tail):
-            return
-        if not inflate.eof:
-            raise ObjectReadError(TRUNCATED, "the gzip stream ends before its last member does")
+            return data
+
+        for out in inflate(read, self._chunk):
+            if not self._put(out):
+                return
 
     # -- consumer ----------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Thin wrapper over ``processor.backfill``: arguments, settings, connections, progress and the
 exit status. Exit 0: every line of every object was read; 3: the run finished but some lines or
-objects were skipped (listed in the summary and the manifest); 1/2: the run could not proceed.
+objects were skipped (bad lines, damaged objects: listed in the summary and the manifest); 4: some
+objects could not be read (retried with back-off, then given up: one ``opens backfill:`` line each
+on stderr), they stay pending and the next run reads them again; 1/2: the run could not proceed.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import typer
 
 from processor.cli.context import settings_from
 
-__all__ = ["EXIT_SKIPPED", "register"]
+__all__ = ["EXIT_PENDING", "EXIT_SKIPPED", "register"]
 
 EXIT_SKIPPED = 3
+EXIT_PENDING = 4
 
 
 def _when(value: str | None, option: str) -> Any:
@@ -56,9 +59,13 @@ def backfill_cmd(
 ) -> None:
     """Backfill from CloudFront standard logs / S3 access logs; resumable and idempotent.
 
-    Objects already in the manifest (same ETag) are skipped; hits already seen in real time are
-    not counted again. Exit status 3 means some lines or objects were skipped (see the summary).
-    """
+    Objects already in the manifest (same ETag) are skipped; hits already seen in real time are not counted again.
+
+    Exit status:
+    0 every line of every object was read;
+    3 some lines were bad or an object is damaged (corrupt or truncated gzip: the part before the damage is loaded, the object recorded as damaged and not read again unless it changes, or --force);
+    4 an object could not be read, even after retries (named on stderr): it stays pending, run again to load it.
+    """  # noqa: E501 - help text: typer keeps these line breaks
     from processor.backfill.encode import ArrowRows, Encoder, KafkaMessages
     from processor.backfill.progress import make_progress
     from processor.backfill.run import BackfillOptions, run_backfill
@@ -120,16 +127,28 @@ def backfill_cmd(
         )
     finally:
         client.close()
+    _report(summary)
+
+
+def _report(summary: Any) -> None:
+    """The human summary on a terminal, the pending objects always, and the exit status."""
     if sys.stderr.isatty():
         typer.echo(
             f"{summary.objects:,} objects ({summary.skipped_done:,} already done), "
             f"{summary.lines:,} lines, {summary.hits:,} hits, {summary.bad_lines:,} bad lines, "
-            f"{summary.incomplete:,} objects read short, "
+            f"{summary.incomplete:,} objects damaged, {len(summary.pending):,} left pending, "
             f"{summary.lines / max(summary.seconds, 1e-9):,.0f} lines/s",
             err=True,
         )
         for problem in summary.problems[:50]:
             typer.echo(f"  skipped {problem}", err=True)
+        for damaged in summary.already_damaged[:50]:
+            typer.echo(f"  damaged (recorded by an earlier run) {damaged}", err=True)
+    # Always, terminal or not: the one thing an operator must act on (run again).
+    for stopped in summary.pending:
+        typer.echo(f"opens backfill: cannot read {stopped}; left pending, run again", err=True)
+    if summary.pending:
+        raise typer.Exit(EXIT_PENDING)
     if not summary.clean:
         raise typer.Exit(EXIT_SKIPPED)
 

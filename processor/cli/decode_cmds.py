@@ -24,10 +24,12 @@ from processor.core.fields import UnknownFieldError, canonical_order
 from processor.core.logparse import BlockDecoder, ParseSummary, block_decoder, decode_blocks
 from processor.core.native import ndjson
 from processor.core.pixel import pixel_url, snippet
-from processor.core.reader import iter_line_blocks, open_input
+from processor.core.reader import READ_ERROR, ReadStopped, iter_line_blocks, open_input
 from processor.errors import OpensError
 
-__all__ = ["register"]
+__all__ = ["EXIT_DAMAGED", "register"]
+
+EXIT_DAMAGED = 3  # ``opens parse``: a FILE was read only up to a damage (same code as backfill's)
 
 
 class LogFormatChoice(StrEnum):
@@ -124,7 +126,15 @@ def parse_cmd(
         typer.Option("--all", help="One object per request, not only pixel hits."),
     ] = False,
 ) -> None:
-    """Decode log files to NDJSON on stdout; bad lines are counted on stderr, never fatal."""
+    """Decode log files to NDJSON on stdout: one object per pixel hit (DESIGN §2), with --all
+    one per request. Bad lines and pixel requests that are not hits (not_a_hit: status 404 …)
+    are counted by reason on stderr, never fatal.
+
+    Exit status:
+    0 every FILE was read to its end (bad lines included);
+    1 a FILE cannot be opened;
+    3 a FILE was read only up to a damage (truncated or corrupt gzip, read error): the lines before it were decoded, as opens backfill does.
+    """  # noqa: E501 - help text: typer keeps these line breaks
     decode_ctx, default_fields, _ = _settings_context(ctx, pixel_only=not all_requests)
     selected: tuple[str, ...] = default_fields
     if fields is not None:
@@ -140,7 +150,7 @@ def parse_cmd(
     out = sys.stdout.buffer
     try:
         for name in files:
-            _parse_one(name, decode, new_file, summary, out)
+            _parse_one(name, decode, new_file, summary, out, only_hits=not all_requests)
         out.flush()
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, like other Unix filters.
@@ -151,6 +161,8 @@ def parse_cmd(
         typer.echo(f"opens parse: {summary.render()}", err=True)
     if summary.unreadable:
         raise typer.Exit(1)
+    if summary.damaged:
+        raise typer.Exit(EXIT_DAMAGED)
 
 
 def _parse_one(
@@ -159,6 +171,8 @@ def _parse_one(
     new_file: Callable[[], None],
     summary: ParseSummary,
     out: BinaryIO,
+    *,
+    only_hits: bool = True,
 ) -> None:
     try:
         stream = open_input(name)
@@ -167,20 +181,23 @@ def _parse_one(
         summary.unreadable.append(name)
         return
     new_file()
+    start = summary.lines
     try:
         # One write per block of lines read (about 1 MiB of log): hits are never held longer.
-        for hits in decode_blocks(decode, iter_line_blocks(stream), summary, name):
+        blocks = iter_line_blocks(stream)
+        for hits in decode_blocks(decode, blocks, summary, name, only_hits=only_hits):
             if hits:
                 out.write(ndjson(hits))
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise
-        # A truncated or corrupt gzip member: keep what was decoded, count the file as unreadable.
-        typer.echo(f"opens: cannot read all of {name}: {exc}", err=True)
-        summary.unreadable.append(name)
-    except EOFError as exc:
-        typer.echo(f"opens: {name} ends early (truncated gzip?): {exc}", err=True)
-        summary.unreadable.append(name)
+        # Damaged gzip or a failed read: what came before is decoded (the shared reader salvages
+        # it exactly like backfill), the cut line is not, and the file is reported as damaged.
+        reason = exc.reason if isinstance(exc, ReadStopped) else READ_ERROR
+        read = summary.lines - start
+        where = f"{name}: {reason} after line {read:,}"
+        typer.echo(f"opens: {where}: the {read:,} lines before it were decoded ({exc})", err=True)
+        summary.damaged.append(where)
     finally:
         stream.close()
 

@@ -75,6 +75,21 @@ class Hit:
         )
 
     @property
+    def not_hit_reason(self) -> str | None:
+        """Why a pixel request is not a hit (``status 404``, ``method POST``, ``no sid``,
+        ``no cid``: the first rule of ``is_hit`` it breaks), or ``None`` for a hit."""
+        if self.method not in HIT_METHODS:
+            # Cut: a garbled method stays one short label; "-": the field was not logged.
+            return f"method {self.method[:16] or '-'}"
+        if self.status not in HIT_STATUSES:
+            return f"status {self.status}"
+        if not self.sid:
+            return "no sid"
+        if not self.cid:
+            return "no cid"
+        return None
+
+    @property
     def is_open(self) -> bool:
         """Counts as an open: a hit whose signature is valid or missing."""
         return self.is_hit and self.signature != "invalid"

@@ -50,6 +50,10 @@ class ParseSummary:
     failures: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
+    # Pixel requests that are not hits (DESIGN §2), by ``not_a_hit: <reason>``; not bad lines.
+    not_hits: Counter[str] = field(default_factory=Counter)
+    # Files read only up to a damage or a read error: ``name: reason after line N``.
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def bad(self) -> int:
@@ -61,17 +65,28 @@ class ParseSummary:
         if len(seen) < EXAMPLES_PER_REASON:
             seen.append(where)
 
+    def not_hit(self, reason: str, where: str) -> None:
+        key = f"not_a_hit: {reason}"
+        self.not_hits[key] += 1
+        seen = self.examples.setdefault(key, [])
+        if len(seen) < EXAMPLES_PER_REASON:
+            seen.append(where)
+
     def render(self) -> str:
-        """Human summary for stderr: totals, then one line per failure reason."""
+        """Human summary for stderr: totals, then one line per failure or not-a-hit reason."""
+        not_hits = sum(self.not_hits.values())
         out = [
             f"{self.lines:,} lines: {self.hits:,} decoded, {self.skipped:,} skipped "
-            f"(headers, blank lines, other paths), {self.bad:,} bad"
+            f"(headers, blank lines, other paths), "
+            + (f"{not_hits:,} pixel requests not hits, " if not_hits else "")
+            + f"{self.bad:,} bad"
         ]
-        for reason, count in self.failures.most_common():
+        for reason, count in (self.failures + self.not_hits).most_common():
             where = ", ".join(self.examples.get(reason, []))
             more = ", …" if count > len(self.examples.get(reason, [])) else ""
             out.append(f"  {reason}: {count:,} (first at {where}{more})")
         out.extend(f"  cannot read {name}" for name in self.unreadable)
+        out.extend(f"  damaged {what}" for what in self.damaged)
         return "\n".join(out)
 
 
@@ -120,10 +135,13 @@ def decode_lines(
     lines: Iterable[str | None],
     summary: ParseSummary,
     name: str = "-",
+    *,
+    only_hits: bool = False,
 ) -> Iterator[Hit]:
     """The hits of one stream, in order; failures and skips are counted in ``summary``.
 
-    ``None`` in ``lines`` stands for an over-long line the reader skipped.
+    ``None`` in ``lines`` stands for an over-long line the reader skipped. With ``only_hits`` a
+    pixel request that is not a hit (``Hit.not_hit_reason``) is counted, not yielded.
     """
     start = n = summary.lines
     skipped = 0
@@ -139,6 +157,8 @@ def decode_lines(
                 skipped += 1
             elif isinstance(out, Failure):
                 summary.fail(out.reason, f"{name}:{n - start}")
+            elif only_hits and (why := out.not_hit_reason) is not None:
+                summary.not_hit(why, f"{name}:{n - start}")
             else:
                 hits += 1
                 yield out
@@ -153,8 +173,14 @@ def decode_blocks(
     blocks: Iterable[list[str | None]],
     summary: ParseSummary,
     name: str = "-",
+    *,
+    only_hits: bool = False,
 ) -> Iterator[list[Hit]]:
-    """``decode_lines`` for blocks of lines: the hits of each block, same counts in ``summary``."""
+    """``decode_lines`` for blocks of lines: the hits of each block, same counts in ``summary``.
+
+    The filter is here, before any NDJSON is written, so the compiled writer (``native.ndjson``)
+    and the Python one print the same objects.
+    """
     start = n = summary.lines
     skipped = 0
     hits = 0
@@ -167,6 +193,8 @@ def decode_blocks(
                     skipped += 1
                 elif isinstance(out, Failure):
                     summary.fail(out.reason, f"{name}:{n - start}")
+                elif only_hits and (why := out.not_hit_reason) is not None:
+                    summary.not_hit(why, f"{name}:{n - start}")
                 else:
                     found.append(out)
             hits += len(found)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from processor.backfill.encode import Encoder
+from processor.backfill.fetch import ReadPolicy
 from processor.backfill.run import BackfillOptions, BackfillSummary, run_backfill
 from processor.backfill.sinks import Delivery, DirectDelivery
 from processor.sinks.clickhouse.schema import apply_migrations
@@ -36,10 +37,17 @@ def run_direct(chdb_client: Any, backfill_db: str) -> RunFn:
         page_size: int = 1000,
         decode_processes: int = 0,
         encode: Encoder | None = None,
+        read: ReadPolicy | None = None,
     ) -> BackfillSummary:
         return run_backfill(
             BackfillOptions(
-                list(sources), since=since, until=until, force=force, mode=mode, page_size=page_size
+                list(sources),
+                since=since,
+                until=until,
+                force=force,
+                mode=mode,
+                page_size=page_size,
+                read=read or ReadPolicy(),
             ),
             ctx=CTX,
             client=chdb_client,

@@ -122,7 +122,11 @@ def test_realtime_fields_option(app: typer.Typer, env: Path) -> None:
         "--fields",
         "cs-uri-query,cs-user-agent,c-ip,timestamp",
     ]
-    code, out, _ = _run(app, [*args, str(path)])
+    # Without cs-method and sc-status no record can be a hit (REQUIRED_REALTIME_FIELDS): only
+    # --all prints it; without, it is counted as not a hit.
+    code, out, err = _run(app, [*args, str(path)])
+    assert (code, out) == (0, b"") and "not_a_hit: method -: 1" in err
+    code, out, _ = _run(app, [*args, "--all", str(path)])
     assert code == 0
     hit = orjson.loads(out)
     assert (hit["sid"], hit["cid"], hit["client_ip"], hit["user_agent"]) == (
