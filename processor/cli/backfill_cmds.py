@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from processor.cli.context import settings_from
+from processor.safe_text import visible
 
 __all__ = ["EXIT_SKIPPED", "register"]
 
@@ -129,7 +130,7 @@ def backfill_cmd(
             err=True,
         )
         for problem in summary.problems[:50]:
-            typer.echo(f"  skipped {problem}", err=True)
+            typer.echo(f"  skipped {visible(problem)}", err=True)
     if not summary.clean:
         raise typer.Exit(EXIT_SKIPPED)
 
