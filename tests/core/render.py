@@ -11,11 +11,12 @@ user agent raw inside quotes.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from processor.core.pixel import sign
 from processor.edge import render
 from processor.edge.logged import LoggedRequest
 
@@ -49,7 +50,7 @@ class Req:
         sid, cid, cat = (quote(v, safe="") for v in (self.sid, self.cid, self.cat))
         q = f"sid={sid}&cid={cid}&cat={cat}"
         if self.secret:
-            q += f"&sig={sign(self.secret, self.sid, self.cid, self.cat)}"
+            q += f"&sig={raw_v1_sig(self.secret, self.sid, self.cid, self.cat)}"
         return q
 
     def logged(self) -> LoggedRequest:
@@ -71,6 +72,13 @@ class Req:
             cs_bytes=312,
             time_taken=self.time_taken,
         )
+
+
+def raw_v1_sig(secret: bytes, sid: str, cid: str, cat: str) -> str:
+    """DESIGN §3's v1 ``sig`` for any values — also those ``sign`` refuses (a newline), as an
+    old mailer or a forger would send them: such pixels must verify ``invalid``."""
+    digest = hmac.digest(secret, f"v1\n{sid}\n{cid}\n{cat}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 def logged_query(req: Req) -> str:
