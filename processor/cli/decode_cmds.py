@@ -23,7 +23,7 @@ from processor.core.egress import parse_egress_csv
 from processor.core.fields import UnknownFieldError, canonical_order
 from processor.core.logparse import BlockDecoder, ParseSummary, block_decoder, decode_blocks
 from processor.core.native import ndjson
-from processor.core.pixel import pixel_url, snippet
+from processor.core.pixel import AmbiguousValueError, pixel_url, snippet
 from processor.core.reader import iter_line_blocks, open_input
 from processor.errors import OpensError
 
@@ -39,6 +39,18 @@ class LogFormatChoice(StrEnum):
 class TemplateChoice(StrEnum):
     erb = "erb"
     jinja = "jinja"
+
+
+class SchemeChoice(StrEnum):
+    v1 = "v1"
+    v2 = "v2"
+
+
+def _ambiguous(exc: AmbiguousValueError) -> OpensError:
+    # One line, exit 2 like other bad arguments (DESIGN §4).
+    err = OpensError("cannot sign with v1: a value contains a newline", hint="use --scheme v2")
+    err.exit_code = 2
+    return err
 
 
 def _settings_context(
@@ -75,6 +87,10 @@ def pixel_url_cmd(
         TemplateChoice | None,
         typer.Option("--template", help="Print the <img> snippet for an erb or jinja template."),
     ] = None,
+    scheme: Annotated[
+        SchemeChoice,
+        typer.Option("--scheme", help="Signature scheme: v1 (DESIGN §3) or v2 (any value)."),
+    ] = SchemeChoice.v1,
 ) -> None:
     """Print a signed pixel URL (or, with --template, the snippet a mailer pastes)."""
     if not cid:
@@ -88,9 +104,18 @@ def pixel_url_cmd(
         raise typer.BadParameter(msg, param_hint="--base-url")
     decode_ctx, _, _ = _settings_context(ctx)
     if template is not None:
-        text = snippet(
-            template.value, base_url, cid, cat, sid_expr=sid, pixel_path=decode_ctx.pixel_path
-        )
+        try:
+            text = snippet(
+                template.value,
+                base_url,
+                cid,
+                cat,
+                sid_expr=sid,
+                pixel_path=decode_ctx.pixel_path,
+                scheme=scheme.value,
+            )
+        except AmbiguousValueError as exc:
+            raise _ambiguous(exc) from None
         typer.echo(text, nl=False)
         return
     if not sid:
@@ -102,7 +127,19 @@ def pixel_url_cmd(
             err=True,
         )
     secret = decode_ctx.secrets[0] if decode_ctx.secrets else None
-    typer.echo(pixel_url(base_url, sid, cid, cat, secret=secret, pixel_path=decode_ctx.pixel_path))
+    try:
+        url = pixel_url(
+            base_url,
+            sid,
+            cid,
+            cat,
+            secret=secret,
+            pixel_path=decode_ctx.pixel_path,
+            scheme=scheme.value,
+        )
+    except AmbiguousValueError as exc:
+        raise _ambiguous(exc) from None
+    typer.echo(url)
 
 
 def parse_cmd(

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from processor.core.pixel import sign
 from processor.edge import render
 from processor.edge.logged import LoggedRequest
 
@@ -42,6 +43,7 @@ class Req:
     path: str = "/o.gif"
     secret: bytes | None = None
     legacy: bool = False
+    scheme: str = "v1"  # "v2": the length-prefixed scheme (processor.core.pixel)
 
     def client_query(self) -> str:
         """The query string the email client sent."""
@@ -49,7 +51,9 @@ class Req:
             return f"subscriber={quote(self.sid, safe='')}&category={quote(self.cid, safe='')}"
         sid, cid, cat = (quote(v, safe="") for v in (self.sid, self.cid, self.cat))
         q = f"sid={sid}&cid={cid}&cat={cat}"
-        if self.secret:
+        if self.secret and self.scheme == "v2":
+            q += f"&sig={sign(self.secret, self.sid, self.cid, self.cat, scheme='v2')}"
+        elif self.secret:
             q += f"&sig={raw_v1_sig(self.secret, self.sid, self.cid, self.cat)}"
         return q
 

@@ -110,12 +110,16 @@ _requests = st.builds(
     path=st.sampled_from(["/o.gif", "/other.png", "/%6F.gif"]),
     secret=st.sampled_from([SECRET, OLD_SECRET, b"wrong", None]),
     legacy=st.booleans(),
+    scheme=st.sampled_from(["v1", "v2"]),
 )
+# ``now_ms`` near the generated times too, so the window's upper bound cuts through them.
 _contexts = st.builds(
     DecodeContext,
     secrets=st.sampled_from([(SECRET,), (b"new", SECRET), ()]),
     ip_privacy=st.sampled_from(IP_MODES),
     pixel_only=st.booleans(),
+    require_signature=st.booleans(),
+    now_ms=st.one_of(st.none(), st.integers(1_136_073_600_000, 4_102_444_799_999)),
 )
 
 
