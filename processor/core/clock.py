@@ -171,6 +171,8 @@ class S3Clock:
         if len(offset) != 5 or offset[0] not in "+-" or not offset[1:].isdigit():
             return None
         minutes = int(offset[1:3]) * 60 + int(offset[3:5])
+        if minutes >= 1440:
+            return None  # not a UTC offset (datetime.timezone refuses it too)
         # Local midnight minus the offset, in integers: no datetime, so year 1 with a positive
         # offset (before datetime's range in UTC) is a time like any other, judged by the window.
         shift = minutes * 60_000 if offset[0] == "+" else -minutes * 60_000

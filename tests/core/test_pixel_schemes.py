@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
@@ -192,10 +193,12 @@ def _jinja_render(text: str, sid: str, autoescape: bool) -> str:
     code = "\n".join(
         line[5:] for line in text.splitlines() if line.startswith("     ") and "env." not in line
     )
-    exec(code, namespace)  # noqa: S102 - the snippet's own instructions
+    with mock.patch.dict(os.environ, {"OPENS_PIXEL_SECRETS": SECRET.decode()}):
+        exec(code, namespace)  # noqa: S102 - the snippet's own instructions
     env = jinja2.Environment(autoescape=autoescape)  # noqa: S701 - both ways are tested
     env.filters["opens_sig"] = namespace["opens_sig"]
-    page = env.from_string(text).render(subscriber={"id": sid})
+    with mock.patch.dict(os.environ, {"OPENS_PIXEL_SECRETS": SECRET.decode()}):
+        page = env.from_string(text).render(subscriber={"id": sid})
     return html.unescape(page.split('src="')[1].split('"')[0])
 
 
@@ -204,7 +207,6 @@ def _jinja_render(text: str, sid: str, autoescape: bool) -> str:
 def test_jinja_snippet_renders_exactly_the_url(
     sid: str, cid: str, cat: str, scheme: str, autoescape: bool
 ) -> None:
-    os.environ["OPENS_PIXEL_SECRETS"] = SECRET.decode()
     if scheme == "v1" and "\n" in cid + cat:
         with pytest.raises(AmbiguousValueError):
             snippet("jinja", BASE, cid, cat, scheme="v1")
@@ -219,7 +221,6 @@ def test_jinja_snippet_renders_exactly_the_url(
 
 
 def test_jinja_injection_example_renders_literally() -> None:
-    os.environ["OPENS_PIXEL_SECRETS"] = SECRET.decode()
     cid = "x #}{{ 7*7 }}{# "
     text = snippet("jinja", BASE, cid, "{% raw %}")
     assert "49" not in _jinja_render(text, "s", True)
@@ -256,7 +257,7 @@ def test_erb_snippet_cannot_be_broken_out_of(cid: str, cat: str, scheme: str) ->
     plain = snippet("erb", BASE, "c", "k", scheme=scheme)  # type: ignore[arg-type]
     # The snippet's own tags only: no value opens or closes one.
     assert (text.count("<%"), text.count("%>")) == (plain.count("<%"), plain.count("%>"))
-    literal = text.split("opens_key,\n")[1].split('")\n   opens_sig')[0].strip()[1:]
+    literal = text.split("opens_key,\n")[1].split('")\n   opens_sig')[0].lstrip()[1:]
     n = f"{len(cid.encode())}:", f"{len(cat.encode())}:"
     if scheme == "v1":
         want = f"v1\n{_INTERP}opens_sid}}\n{cid}\n{cat}"
