@@ -152,3 +152,43 @@ def test_error_line_and_parse_summary_print_names_as_text(name: str) -> None:
     summary.fail("bad_timestamp", f"{name}:1")
     summary.unreadable.append(name)
     _no_raw_control(summary.render(), allowed="\n")
+
+
+class _FakeClient:
+    """Stands in for ClickHouse: ``campaign_summary`` rows with the given names."""
+
+    def __init__(self, rows: list[tuple[object, ...]]) -> None:
+        self.rows = rows
+
+    def query(self, sql: str, parameters: object = None) -> object:
+        return type("Result", (), {"result_rows": self.rows})()
+
+    def close(self) -> None:
+        pass
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(hostile, hostile), min_size=1, max_size=3))
+def test_opens_report_command_prints_hostile_names_in_every_format(
+    names: list[tuple[str, str]],
+) -> None:
+    import pytest
+    from typer.testing import CliRunner
+
+    from processor.analytics import access
+    from processor.cli.main import app
+
+    rows = _report(names).rows
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(access, "reader_client", lambda _s: (_FakeClient(rows), "opens"))
+        runner = CliRunner()
+        for fmt in ("table", "csv", "json"):
+            result = runner.invoke(app, ["report", "--format", fmt])
+            assert result.exit_code == 0, (fmt, result.output, result.exception)
+            _no_raw_control(result.stdout, allowed="\n")
+            if fmt == "json":
+                assert [(r["campaign"], r["category"]) for r in json.loads(result.stdout)] == names
+            if fmt == "csv":
+                parsed = list(csv.reader(io.StringIO(result.stdout)))
+                assert len(parsed) == len(names) + 1
+                assert not any(c.startswith(FORMULA) for row in parsed[1:] for c in row)
