@@ -26,6 +26,7 @@ from processor.core.native import ndjson
 from processor.core.pixel import AmbiguousValueError, pixel_url, snippet
 from processor.core.reader import iter_line_blocks, open_input
 from processor.errors import OpensError
+from processor.safe_text import visible
 
 __all__ = ["register"]
 
@@ -200,7 +201,7 @@ def _parse_one(
     try:
         stream = open_input(name)
     except OSError as exc:
-        typer.echo(f"opens: cannot open {name}: {exc.strerror or exc}", err=True)
+        typer.echo(f"opens: cannot open {visible(name)}: {exc.strerror or exc}", err=True)
         summary.unreadable.append(name)
         return
     new_file()
@@ -213,10 +214,10 @@ def _parse_one(
         if isinstance(exc, BrokenPipeError):
             raise
         # A truncated or corrupt gzip member: keep what was decoded, count the file as unreadable.
-        typer.echo(f"opens: cannot read all of {name}: {exc}", err=True)
+        typer.echo(f"opens: cannot read all of {visible(name)}: {exc}", err=True)
         summary.unreadable.append(name)
     except EOFError as exc:
-        typer.echo(f"opens: {name} ends early (truncated gzip?): {exc}", err=True)
+        typer.echo(f"opens: {visible(name)} ends early (truncated gzip?): {exc}", err=True)
         summary.unreadable.append(name)
     finally:
         stream.close()

@@ -26,7 +26,7 @@ from infra.settings import InfraSettings, load_infra_settings
 from processor.cli.context import settings_from
 from processor.cli.output import console, err_console, is_terminal
 from processor.errors import OpensError
-from processor.safe_text import error_line, rich_text, visible
+from processor.safe_text import error_line, json_safe, rich_text, visible
 
 infra_app = typer.Typer(
     help="AWS provisioning: pixel and log buckets, CloudFront, Kinesis, IAM, real-time logs.",
@@ -128,7 +128,7 @@ def plan(
     """Show what `apply` would create, change or leave alone; changes nothing."""
     changes = runner.plan(_env(ctx))
     if fmt is PlanFormat.json:
-        typer.echo(json.dumps(plan_json(changes), indent=2))
+        typer.echo(json_safe(json.dumps(plan_json(changes), indent=2)))
         return
     console.print(_table(changes))
     console.print(summary(changes))
