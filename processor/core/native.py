@@ -202,7 +202,9 @@ class NativeStandardParser(StandardParser):
         """``parse_many`` without a ``Hit`` per countable line: the core appends those to its
         columns (``take_columns``). Returns what the reference decoded from the lines the core
         deferred: their hits (countable or not) and their failures with their index in
-        ``lines``. Lines with nothing to count leave no trace, as ``None`` in ``parse_many``."""
+        ``lines``. Lines with nothing to count leave no trace, as ``None`` in ``parse_many``.
+        The column rows the core could get wrong (``_Suspect``) are found on the columns and
+        decoded again with ``redo_rows`` (``backfill.encode.recheck_rows`` does both)."""
         core = self._core
         reference = super().parse_line
         hits: list[Hit] = []
