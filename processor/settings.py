@@ -7,7 +7,7 @@ read too. Nothing here reads the environment at import time: call ``load_setting
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -147,6 +147,41 @@ class Settings(BaseSettings):
         120.0, gt=0, description="opens forget: seconds to wait for inserts already running"
     )
 
+    # --- pixel trust and event-time plausibility (issue #14, findings 6 and 7) ---
+    require_signature: bool = Field(
+        False, description="unsigned pixels count under invalid_hits, never as opens"
+    )
+    event_time_min: datetime = Field(
+        datetime(2006, 1, 1, tzinfo=UTC),
+        description="earliest plausible event time; an earlier line is a bad line",
+    )
+    event_time_max_ahead: float = Field(
+        86_400.0,
+        ge=0,
+        description="seconds (or 90m, 24h, 1d) an event time may be past ingestion time",
+    )
+
+    @field_validator("event_time_min", mode="before")
+    @classmethod
+    def _event_min(cls, value: Any) -> Any:
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return f"{value.strip()}T00:00:00Z"
+        return value
+
+    @field_validator("event_time_min")
+    @classmethod
+    def _event_min_utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("event_time_max_ahead", mode="before")
+    @classmethod
+    def _event_ahead(cls, value: Any) -> Any:
+        if isinstance(value, str) and (
+            m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)
+        ):
+            return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86_400}[m.group(2)]
+        return value
+
     @field_validator("realtime_fields", mode="before")
     @classmethod
     def _fields(cls, value: Any) -> Any:
@@ -205,6 +240,9 @@ class Settings(BaseSettings):
             secrets=tuple(s.get_secret_value().encode() for s in self.pixel_secrets),
             ip_privacy=self.ip_privacy,
             data_dir=self.data_dir,
+            require_signature=self.require_signature,
+            event_time_min_ms=int(self.event_time_min.timestamp() * 1000),
+            event_time_max_ahead_ms=int(self.event_time_max_ahead * 1000),
         )
 
     def redacted(self) -> dict[str, Any]:

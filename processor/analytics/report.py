@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from rich.table import Table
+
+from processor.safe_text import json_safe, rich_text, write_csv
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "campaign",
@@ -81,15 +83,49 @@ def _plain(value: Any) -> Any:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(
+    """A JSON array of objects; characters a terminal could act on are ``\\u`` escapes."""
+    text = json.dumps(
         [{k: _plain(v) for k, v in row.items()} for row in report.as_dicts()], ensure_ascii=False
     )
+    return json_safe(text)
 
 
 def to_csv(report: Report) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(report.columns)
+    """CSV with a header; names made visible and defused as spreadsheet formulas."""
+    return write_csv(report.columns, ([_plain(v) for v in row] for row in report.rows))
+
+
+_LABELS = {
+    "human_unique_opens": "human unique",
+    "unique_opens": "unique",
+    "open_rate": "open rate",
+    "human_open_rate": "human rate",
+    "machine_opens": "machine",
+    "invalid_hits": "invalid",
+    "first_open_at": "first open (UTC)",
+    "last_open_at": "last open (UTC)",
+}
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return "-"
+    if column.endswith("_rate"):
+        return f"{value:.1%}"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
+    return str(value)
+
+
+def to_table(report: Report) -> Table:
+    """The terminal table; every cell a ``Text``, so names are never read as console markup."""
+    table = Table(
+        title="Campaigns (unique = distinct subscribers; human = excluding machine opens)"
+    )
+    for col in report.columns:
+        table.add_column(
+            _LABELS.get(col, col), justify="left" if col in ("campaign", "category") else "right"
+        )
     for row in report.rows:
-        w.writerow(["" if v is None else _plain(v) for v in row])
-    return buf.getvalue()
+        table.add_row(*(rich_text(_cell(v, c)) for v, c in zip(row, report.columns, strict=True)))
+    return table

@@ -20,7 +20,7 @@ from typing import BinaryIO, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processor.backfill.encode import native_rows
+from processor.backfill.encode import native_rows, recheck_rows
 from processor.backfill.manifest import ManifestEntry
 from processor.backfill.sources import LogObject
 from processor.backfill.stream import ChunkStream, ObjectReadError
@@ -258,18 +258,24 @@ def _decode_columns(
 
     try:
         for block in blocks:
-            if None in block:  # over-long lines, skipped by the reader
-                kept = [i for i, line in enumerate(block) if line is not None]
-                found, failures = parser.parse_columns([cast(str, block[i]) for i in kept])
-                bad = [(kept[i], f.reason) for i, f in failures]
+            # Over-long lines (None) are skipped by the reader; ``kept`` maps back to the block.
+            kept = (
+                [i for i, line in enumerate(block) if line is not None] if None in block else None
+            )
+            text = cast(list[str], block if kept is None else [block[i] for i in kept])
+            found, failures = parser.parse_columns(text)
+            # Rows the core could not judge by the newer rules (event window, signatures) are
+            # re-decoded by the Python reference.
+            batch, redone = recheck_rows(parser, native_rows(parser.take_columns()), text)
+            failures += [(i, out) for i, out in redone if isinstance(out, Failure)]
+            found += [out for _, out in redone if isinstance(out, Hit)]
+            bad = [(i if kept is None else kept[i], f.reason) for i, f in failures]
+            if kept is not None:
                 bad += [(i, "line_too_long") for i, line in enumerate(block) if line is None]
-            else:
-                found, failures = parser.parse_columns(cast(list[str], block))
-                bad = [(i, f.reason) for i, f in failures]
             for i, reason in sorted(bad):
                 fail(reason, lines + i + 1)
             lines += len(block)
-            inside, outside = window.split_rows(native_rows(parser.take_columns()))
+            inside, outside = window.split_rows(batch)
             entry.outside_window += outside
             if inside.num_rows:
                 rows.append(inside)

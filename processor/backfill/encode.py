@@ -15,12 +15,23 @@ from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from processor.core.hit import Hit
+from processor.core.native import NativeStandardParser
 from processor.sinks.clickhouse.sink import HIT_COLUMNS, hit_columns
 from processor.wire import hits_by_partition, hits_message
 
-__all__ = ["HITS_SCHEMA", "ArrowRows", "Encoder", "KafkaMessages", "KafkaPayload", "native_rows"]
+__all__ = [
+    "HITS_SCHEMA",
+    "ArrowRows",
+    "Encoder",
+    "KafkaMessages",
+    "KafkaPayload",
+    "native_rows",
+    "recheck_rows",
+    "suspect_rows",
+]
 
 HITS_PER_MESSAGE = 500  # one Kafka message stays well under the broker's 1 MB default
 
@@ -87,6 +98,45 @@ def native_rows(columns: tuple[Any, ...]) -> pa.RecordBatch:
         HITS_SCHEMA.field("ts").type
     )
     return pa.RecordBatch.from_arrays(arrays, schema=HITS_SCHEMA)
+
+
+def suspect_rows(batch: pa.RecordBatch, low: int, high: int, require: bool) -> list[int]:
+    """Rows of a ``native_rows`` batch the reference must decode again — ``native._Suspect``
+    on whole columns: event time outside ``[low, high]``, an ``invalid`` signature (maybe v2),
+    ``valid`` over a value holding a newline, ``missing`` when signatures are required."""
+    if not batch.num_rows:
+        return []
+    ts = batch.column("ts").cast(pa.int64())
+    sig = batch.column("signature")
+    mask = pc.or_(pc.less(ts, low), pc.greater(ts, high))
+    mask = pc.or_(mask, pc.equal(sig, "invalid"))
+    if require:
+        mask = pc.or_(mask, pc.equal(sig, "missing"))
+    newline = pc.or_(
+        pc.match_substring(batch.column("sid"), "\n"),
+        pc.or_(
+            pc.match_substring(batch.column("cid"), "\n"),
+            pc.match_substring(batch.column("cat"), "\n"),
+        ),
+    )
+    mask = pc.or_(mask, pc.and_(pc.equal(sig, "valid"), newline))
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
+        return []
+    return [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
+
+
+def recheck_rows(
+    parser: NativeStandardParser, batch: pa.RecordBatch, lines: list[str]
+) -> tuple[pa.RecordBatch, list[tuple[int, Any]]]:
+    """``batch`` without its ``suspect_rows``, and those rows' lines as the reference decodes
+    them: ``(index in lines, Hit | Failure | None)``."""
+    low, high = parser.suspect.window.bounds()
+    rows = suspect_rows(batch, low, high, parser.suspect.require)
+    if not rows:
+        return batch, []
+    keep = pc.invert(pc.is_in(pa.array(range(batch.num_rows)), pa.array(rows)))
+    return batch.filter(keep), list(parser.redo_rows(rows, lines))
 
 
 @dataclass(frozen=True)

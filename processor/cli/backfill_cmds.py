@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from processor.cli.context import settings_from
+from processor.safe_text import visible
 
 __all__ = ["EXIT_PENDING", "EXIT_SKIPPED", "register"]
 
@@ -141,12 +142,14 @@ def _report(summary: Any) -> None:
             err=True,
         )
         for problem in summary.problems[:50]:
-            typer.echo(f"  skipped {problem}", err=True)
+            typer.echo(f"  skipped {visible(problem)}", err=True)
         for damaged in summary.already_damaged[:50]:
-            typer.echo(f"  damaged (recorded by an earlier run) {damaged}", err=True)
+            typer.echo(f"  damaged (recorded by an earlier run) {visible(damaged)}", err=True)
     # Always, terminal or not: the one thing an operator must act on (run again).
     for stopped in summary.pending:
-        typer.echo(f"opens backfill: cannot read {stopped}; left pending, run again", err=True)
+        typer.echo(
+            f"opens backfill: cannot read {visible(stopped)}; left pending, run again", err=True
+        )
     if summary.pending:
         raise typer.Exit(EXIT_PENDING)
     if not summary.clean:

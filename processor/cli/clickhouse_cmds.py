@@ -7,11 +7,10 @@ import contextlib
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from processor.cli.context import settings_from
 from processor.cli.output import console, err_console, is_terminal
@@ -97,16 +96,6 @@ def sends_load(
     console.print(f"loaded {n} send rows for {len({r.campaign for r in rows})} campaign(s)")
 
 
-def _cell(value: Any, column: str) -> str:
-    if value is None:
-        return "-"
-    if column.endswith("_rate"):
-        return f"{value:.1%}"
-    if hasattr(value, "strftime"):
-        return str(value.strftime("%Y-%m-%d %H:%M:%S"))
-    return str(value)
-
-
 def report(
     ctx: typer.Context,
     campaign: Annotated[
@@ -120,7 +109,13 @@ def report(
 ) -> None:
     """Campaign summary: sends, opens, unique and human opens, open rates (campaign_summary)."""
     from processor.analytics.access import reader_client
-    from processor.analytics.report import campaign_report, parse_since, to_csv, to_json
+    from processor.analytics.report import (
+        campaign_report,
+        parse_since,
+        to_csv,
+        to_json,
+        to_table,
+    )
 
     try:
         since_dt = parse_since(since) if since else None
@@ -142,28 +137,9 @@ def report(
     if fmt is ReportFormat.csv:
         typer.echo(to_csv(rep), nl=False)
         return
-    table = Table(
-        title="Campaigns (unique = distinct subscribers; human = excluding machine opens)"
-    )
-    labels = {
-        "human_unique_opens": "human unique",
-        "unique_opens": "unique",
-        "open_rate": "open rate",
-        "human_open_rate": "human rate",
-        "machine_opens": "machine",
-        "invalid_hits": "invalid",
-        "first_open_at": "first open (UTC)",
-        "last_open_at": "last open (UTC)",
-    }
-    for col in rep.columns:
-        table.add_column(
-            labels.get(col, col), justify="left" if col in ("campaign", "category") else "right"
-        )
-    for row in rep.rows:
-        table.add_row(*(_cell(v, c) for v, c in zip(row, rep.columns, strict=True)))
     # Piped output has no terminal width; give the wide table room rather than squeeze it.
     out = console if is_terminal() else Console(width=220)
-    out.print(table if rep.rows else "no campaigns yet")
+    out.print(to_table(rep) if rep.rows else "no campaigns yet")
 
 
 def _confirmed(question: str, yes: bool) -> bool:

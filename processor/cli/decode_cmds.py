@@ -23,9 +23,10 @@ from processor.core.egress import parse_egress_csv
 from processor.core.fields import UnknownFieldError, canonical_order
 from processor.core.logparse import BlockDecoder, ParseSummary, block_decoder, decode_blocks
 from processor.core.native import ndjson
-from processor.core.pixel import pixel_url, snippet
+from processor.core.pixel import AmbiguousValueError, pixel_url, snippet
 from processor.core.reader import READ_ERROR, ReadStopped, iter_line_blocks, open_input
 from processor.errors import OpensError
+from processor.safe_text import visible
 
 __all__ = ["EXIT_DAMAGED", "register"]
 
@@ -41,6 +42,18 @@ class LogFormatChoice(StrEnum):
 class TemplateChoice(StrEnum):
     erb = "erb"
     jinja = "jinja"
+
+
+class SchemeChoice(StrEnum):
+    v1 = "v1"
+    v2 = "v2"
+
+
+def _ambiguous(exc: AmbiguousValueError) -> OpensError:
+    # One line, exit 2 like other bad arguments (DESIGN §4).
+    err = OpensError("cannot sign with v1: a value contains a newline", hint="use --scheme v2")
+    err.exit_code = 2
+    return err
 
 
 def _settings_context(
@@ -77,6 +90,10 @@ def pixel_url_cmd(
         TemplateChoice | None,
         typer.Option("--template", help="Print the <img> snippet for an erb or jinja template."),
     ] = None,
+    scheme: Annotated[
+        SchemeChoice,
+        typer.Option("--scheme", help="Signature scheme: v1 (DESIGN §3) or v2 (any value)."),
+    ] = SchemeChoice.v1,
 ) -> None:
     """Print a signed pixel URL (or, with --template, the snippet a mailer pastes)."""
     if not cid:
@@ -90,9 +107,18 @@ def pixel_url_cmd(
         raise typer.BadParameter(msg, param_hint="--base-url")
     decode_ctx, _, _ = _settings_context(ctx)
     if template is not None:
-        text = snippet(
-            template.value, base_url, cid, cat, sid_expr=sid, pixel_path=decode_ctx.pixel_path
-        )
+        try:
+            text = snippet(
+                template.value,
+                base_url,
+                cid,
+                cat,
+                sid_expr=sid,
+                pixel_path=decode_ctx.pixel_path,
+                scheme=scheme.value,
+            )
+        except AmbiguousValueError as exc:
+            raise _ambiguous(exc) from None
         typer.echo(text, nl=False)
         return
     if not sid:
@@ -104,7 +130,19 @@ def pixel_url_cmd(
             err=True,
         )
     secret = decode_ctx.secrets[0] if decode_ctx.secrets else None
-    typer.echo(pixel_url(base_url, sid, cid, cat, secret=secret, pixel_path=decode_ctx.pixel_path))
+    try:
+        url = pixel_url(
+            base_url,
+            sid,
+            cid,
+            cat,
+            secret=secret,
+            pixel_path=decode_ctx.pixel_path,
+            scheme=scheme.value,
+        )
+    except AmbiguousValueError as exc:
+        raise _ambiguous(exc) from None
+    typer.echo(url)
 
 
 def parse_cmd(
@@ -177,7 +215,7 @@ def _parse_one(
     try:
         stream = open_input(name)
     except OSError as exc:
-        typer.echo(f"opens: cannot open {name}: {exc.strerror or exc}", err=True)
+        typer.echo(f"opens: cannot open {visible(name)}: {exc.strerror or exc}", err=True)
         summary.unreadable.append(name)
         return
     new_file()
@@ -196,7 +234,9 @@ def _parse_one(
         reason = exc.reason if isinstance(exc, ReadStopped) else READ_ERROR
         read = summary.lines - start
         where = f"{name}: {reason} after line {read:,}"
-        typer.echo(f"opens: {where}: the {read:,} lines before it were decoded ({exc})", err=True)
+        typer.echo(
+            f"opens: {visible(where)}: the {read:,} lines before it were decoded ({exc})", err=True
+        )
         summary.damaged.append(where)
     finally:
         stream.close()

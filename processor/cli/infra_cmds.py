@@ -16,6 +16,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from infra import runner
 from infra.errors import MissingApi
@@ -25,6 +26,7 @@ from infra.settings import InfraSettings, load_infra_settings
 from processor.cli.context import settings_from
 from processor.cli.output import console, err_console, is_terminal
 from processor.errors import OpensError
+from processor.safe_text import error_line, json_safe, rich_text, visible
 
 infra_app = typer.Typer(
     help="AWS provisioning: pixel and log buckets, CloudFront, Kinesis, IAM, real-time logs.",
@@ -59,7 +61,7 @@ def _one_line_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return command(*args, **kwargs)
         except OpensError as exc:
-            err_console.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -82,8 +84,12 @@ def _env(ctx: typer.Context, *, allow_missing_apis: bool = False) -> Env:
 def _table(changes: Sequence[Change]) -> Table:
     table = Table("resource", "name", "action", "details")
     for c in changes:
-        action = f"[{_COLOUR[c.action]}]{c.action}[/]"
-        table.add_row(c.resource, c.name, action, ", ".join(c.details))
+        table.add_row(
+            rich_text(c.resource),
+            rich_text(c.name),
+            rich_text(c.action, _COLOUR[c.action]),
+            rich_text(", ".join(c.details)),
+        )
     return table
 
 
@@ -99,7 +105,11 @@ def _progress(verb: str) -> Iterator[Callable[[Change], None]]:
             detail = f" ({', '.join(change.details)})" if change.details else ""
             colour = _COLOUR[change.action]
             err_console.print(
-                f"  [{colour}]{change.action:>11}[/] {change.resource} {change.name}{detail}",
+                Text.assemble(
+                    "  ",
+                    (f"{change.action:>11}", colour),
+                    visible(f" {change.resource} {change.name}{detail}"),
+                ),
                 highlight=False,
             )
             spinner.update(f"{verb}… ({change.resource} done)")
@@ -118,7 +128,7 @@ def plan(
     """Show what `apply` would create, change or leave alone; changes nothing."""
     changes = runner.plan(_env(ctx))
     if fmt is PlanFormat.json:
-        typer.echo(json.dumps(plan_json(changes), indent=2))
+        typer.echo(json_safe(json.dumps(plan_json(changes), indent=2)))
         return
     console.print(_table(changes))
     console.print(summary(changes))
@@ -157,8 +167,8 @@ def apply(
 
 def _outputs(stream: str, domain: str | None) -> None:
     base = f"https://{domain}" if domain else "(no distribution)"
-    console.print(f"pixel base URL: {base}", highlight=False)
-    console.print(f"kinesis stream: {stream}", highlight=False)
+    console.print(rich_text(f"pixel base URL: {base}"), highlight=False)
+    console.print(rich_text(f"kinesis stream: {stream}"), highlight=False)
 
 
 @infra_app.command()
@@ -187,7 +197,12 @@ def destroy(
 def _status_table(rows: Sequence[StatusRow]) -> Table:
     table = Table("resource", "name", "state", "details")
     for r in rows:
-        table.add_row(r.resource, r.name, f"[{_COLOUR[r.state]}]{r.state}[/]", r.detail)
+        table.add_row(
+            rich_text(r.resource),
+            rich_text(r.name),
+            rich_text(r.state, _COLOUR[r.state]),
+            rich_text(r.detail),
+        )
     return table
 
 
@@ -200,4 +215,4 @@ def status(ctx: typer.Context) -> None:
     console.print(_status_table(rows))
     stream_present = any(r.resource == "kinesis-stream" and r.state == "present" for r in rows)
     flowing = runner.records_flowing(env) if stream_present else "no stream"
-    console.print(f"real-time records: {flowing}", highlight=False)
+    console.print(rich_text(f"real-time records: {flowing}"), highlight=False)

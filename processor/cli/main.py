@@ -13,6 +13,7 @@ from processor.cli.infra_cmds import infra_app
 from processor.cli.output import err_console, is_terminal
 from processor.cli.stack_cmds import stack_app
 from processor.errors import OpensError
+from processor.safe_text import error_line
 
 app = typer.Typer(
     name="opens",
@@ -88,7 +89,7 @@ def run() -> None:
     try:
         app()
     except OpensError as exc:
-        err_console.print(f"[red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+        err_console.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -8,6 +8,7 @@ from rich.table import Table
 from processor.cli.context import settings_from
 from processor.cli.output import console, err_console
 from processor.devstack.stack import ComponentStatus, LocalStack
+from processor.safe_text import rich_text
 
 stack_app = typer.Typer(
     help="The local development stack: Kafka (KRaft) and moto on loopback.", no_args_is_help=True
@@ -18,8 +19,12 @@ def _table(rows: list[ComponentStatus]) -> Table:
     table = Table("component", "address", "pid", "state")
     colour = {"healthy": "green", "embedded": "cyan", "running": "yellow", "stopped": "red"}
     for r in rows:
-        state = f"[{colour.get(r.state, 'white')}]{r.state}[/]"
-        table.add_row(r.name, r.address, str(r.pid) if r.pid else "-", state)
+        table.add_row(
+            rich_text(r.name),
+            rich_text(r.address),
+            str(r.pid) if r.pid else "-",
+            rich_text(r.state, colour.get(r.state, "white")),
+        )
     return table
 
 

@@ -66,6 +66,7 @@ class HitBuilder:
         "_ip",
         "_legacy",
         "_machine",
+        "_require",
         "_signer",
         "classifier",
         "ctx",
@@ -97,6 +98,7 @@ class HitBuilder:
         self._ip = ip_treatment(ctx.ip_privacy, cache_size)
         self._signer = Signer(ctx.secrets)
         self._legacy = ctx.legacy_campaign_param
+        self._require = ctx.require_signature
         self._escaped = escaped_query
 
     def is_pixel_path(self, path: str) -> bool:
@@ -131,6 +133,10 @@ class HitBuilder:
                 signature = "missing"
             else:
                 signature = self._signer.verify(sid or "", cid or "", cat, sig)
+            if signature == "missing" and self._require:
+                # DESIGN §2 require signature: stored as ``invalid``, the value every view and
+                # ``Hit.is_open`` already read as "never an open, counted under invalid_hits".
+                signature = "invalid"
         else:
             sid = cid = None
             cat = ""

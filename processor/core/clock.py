@@ -6,9 +6,19 @@ distinct date is converted once and cached; the rest is integer arithmetic.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+import time
+from datetime import date
 
-__all__ = ["MAX_EPOCH_MS", "S3Clock", "StandardClock", "epoch_ms_from_seconds_text"]
+from processor.core.context import DecodeContext
+
+__all__ = [
+    "IMPLAUSIBLE",
+    "MAX_EPOCH_MS",
+    "EventWindow",
+    "S3Clock",
+    "StandardClock",
+    "epoch_ms_from_seconds_text",
+]
 
 _MONTHS = {
     m: i
@@ -21,6 +31,34 @@ _CACHE_LIMIT = 100_000
 # 9999-12-31T23:59:59.999Z: the last instant ISO 8601 output (and datetime) can write; a later
 # "time" is a corrupt or hostile line, not a request.
 MAX_EPOCH_MS = 253_402_300_799_999
+# The bad-line reason for a well-formed time outside the plausible window (DESIGN §2).
+IMPLAUSIBLE = "implausible_timestamp"
+
+
+class EventWindow:
+    """The plausible event times of a context: ``[event_time_min_ms, now + max_ahead]``.
+
+    A time outside it (0001-01-01, 2300-01-01, 9999-12-31 …) would pin first/last open and the
+    freshness lag to nonsense, so decoders make such a line a bad line, never a hit. "Now" is
+    read per call unless the context fixes it, so a long-running worker's bound moves on.
+    """
+
+    __slots__ = ("_ahead", "_now", "low")
+
+    def __init__(self, ctx: DecodeContext) -> None:
+        self.low = ctx.event_time_min_ms
+        self._ahead = ctx.event_time_max_ahead_ms
+        self._now = ctx.now_ms
+
+    def high(self) -> int:
+        now = self._now if self._now is not None else time.time_ns() // 1_000_000
+        return now + self._ahead
+
+    def bounds(self) -> tuple[int, int]:
+        return self.low, self.high()
+
+    def contains(self, ts_ms: int) -> bool:
+        return self.low <= ts_ms <= self.high()
 
 
 def epoch_ms_from_seconds_text(value: str) -> int | None:
@@ -128,11 +166,14 @@ class S3Clock:
         try:
             dd, mon, yyyy = day.split("/")
             d = date(int(yyyy), _MONTHS[mon], int(dd))
-            if len(offset) != 5 or offset[0] not in "+-" or not offset[1:].isdigit():
-                return None
-            minutes = int(offset[1:3]) * 60 + int(offset[3:5])
-            tz = timezone(timedelta(minutes=minutes if offset[0] == "+" else -minutes))
         except (ValueError, KeyError):
             return None
-        midnight = datetime(d.year, d.month, d.day, tzinfo=tz)
-        return int((midnight - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1000
+        if len(offset) != 5 or offset[0] not in "+-" or not offset[1:].isdigit():
+            return None
+        minutes = int(offset[1:3]) * 60 + int(offset[3:5])
+        if minutes >= 1440:
+            return None  # not a UTC offset (datetime.timezone refuses it too)
+        # Local midnight minus the offset, in integers: no datetime, so year 1 with a positive
+        # offset (before datetime's range in UTC) is a time like any other, judged by the window.
+        shift = minutes * 60_000 if offset[0] == "+" else -minutes * 60_000
+        return (d.toordinal() - _EPOCH_DAY) * 86_400_000 - shift

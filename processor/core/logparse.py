@@ -19,6 +19,7 @@ from processor.core.hit import Hit
 from processor.core.native import realtime_decoder, standard_parser
 from processor.core.outcome import Failure
 from processor.core.s3access import S3AccessParser
+from processor.safe_text import visible
 
 __all__ = [
     "FORMATS",
@@ -87,7 +88,8 @@ class ParseSummary:
             out.append(f"  {reason}: {count:,} (first at {where}{more})")
         out.extend(f"  cannot read {name}" for name in self.unreadable)
         out.extend(f"  damaged {what}" for what in self.damaged)
-        return "\n".join(out)
+        # File names are outside text: shown, never interpreted by the terminal.
+        return "\n".join(map(visible, out))
 
 
 def line_decoder(

@@ -7,17 +7,26 @@ everything else (headers, JSON lines, every failure, invalid UTF-8, IPv6 address
 without a request id …) comes back as ``DEFER`` and the pure-Python parent class decodes it.
 So bad lines get the same reasons and counts on both paths, and ``StandardParser`` /
 ``RealtimeDecoder`` remain the readable reference.
+
+The installed core predates three checks (issue #14): the event-time window, v1 over a value
+holding a newline, and ``require_signature``; it also only knows v1. A hit of the core that any
+of them could change (``_Suspect``: time outside the window, ``invalid`` — maybe a v2 ``sig`` —,
+``valid`` over a newline, ``missing`` when signatures are required) is decoded again by the
+reference, so both paths still agree; ordinary hits pay one comparison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from typing import Any
 
 import orjson
 
 from processor.core.builder import HitBuilder
 from processor.core.classify import Classifier
+from processor.core.clock import EventWindow
 from processor.core.context import DecodeContext
 from processor.core.fields import DEFAULT_REALTIME_FIELDS
 from processor.core.hit import HIT_METHODS, HIT_STATUSES, Hit, new_hit
@@ -64,6 +73,54 @@ def _builder_args(builder: HitBuilder) -> dict[str, Any]:
     }
 
 
+class _Suspect:
+    """Which of the core's hits the reference must decode again (see the module docstring)."""
+
+    __slots__ = ("require", "window")
+
+    def __init__(self, ctx: DecodeContext) -> None:
+        self.window = EventWindow(ctx)
+        self.require = ctx.require_signature
+
+    def check(self) -> Any:
+        """A predicate for one batch (the window's upper bound read once per batch)."""
+        low, high = self.window.bounds()
+        require = self.require
+
+        def suspect(out: Any) -> bool:
+            if out.__class__ is not Hit:
+                return False
+            if not low <= out.ts_ms <= high:
+                return True
+            sig = out.signature
+            if sig == "valid":
+                return "\n" in (out.sid or "") or "\n" in (out.cid or "") or "\n" in out.cat
+            return sig == "invalid" or (require and sig == "missing")
+
+        return suspect
+
+    def clean(self, outs: list[Any]) -> bool:
+        """True when no outcome of a batch can be suspect: a few C-level passes over its hits
+        instead of a Python call per line (the common case on real logs)."""
+        hits = [o for o in outs if o.__class__ is Hit]
+        if not hits:
+            return True
+        low, high = self.window.bounds()
+        if min(map(_TS, hits)) < low or max(map(_TS, hits)) > high:
+            return False
+        signatures = set(map(_SIGNATURE, hits))
+        if "invalid" in signatures or (self.require and "missing" in signatures):
+            return False
+        if "valid" in signatures:
+            return not any("\n" in "\0".join(filter(None, map(get, hits))) for get in _VALUES)
+        return True
+
+
+_TS = attrgetter("ts_ms")
+_SIGNATURE = attrgetter("signature")
+_VALUES = (attrgetter("sid"), attrgetter("cid"), attrgetter("cat"))
+
+
 def _positions(lay: StandardLayout) -> list[int]:
     # The order of ``standard._USED``.
     return [
@@ -95,6 +152,9 @@ class NativeStandardParser(StandardParser):
         self._core.set_countable(sorted(HIT_METHODS), sorted(HIT_STATUSES))
         self._pushed: StandardLayout | None = None
         self._push()
+        self.suspect = _Suspect(self.ctx)
+        # ``parse_columns``' runs of the current block: (first line, codes, layout in force).
+        self._runs: list[tuple[int, bytes, StandardLayout]] = []
 
     def _push(self) -> None:
         lay = self.layout
@@ -108,7 +168,7 @@ class NativeStandardParser(StandardParser):
 
     def parse_line(self, line: str) -> Outcome:
         out = self._core.parse(line)
-        if out is DEFER:
+        if out is DEFER or self.suspect.check()(out):
             out = super().parse_line(line)
             if self.layout is not self._pushed:
                 self._push()  # the line was a ``#Fields:`` header
@@ -123,12 +183,15 @@ class NativeStandardParser(StandardParser):
         start, end = 0, len(lines)
         while start < end:
             outs, deferred, stop = core.parse_many(lines, start)
-            if deferred:
+            if deferred or not self.suspect.clean(outs):
+                # In order: a run ends with its ``#Fields:`` header, applied after the lines
+                # before it.
+                suspect = self.suspect.check()
                 for i, out in enumerate(outs):
-                    if out is DEFER:
+                    if out is DEFER or suspect(out):
                         outs[i] = reference(lines[start + i])
-                if self.layout is not self._pushed:
-                    self._push()
+            if self.layout is not self._pushed:
+                self._push()
             if start == 0 and stop == end:
                 return outs  # type: ignore[no-any-return]
             result.extend(outs)
@@ -139,32 +202,65 @@ class NativeStandardParser(StandardParser):
         """``parse_many`` without a ``Hit`` per countable line: the core appends those to its
         columns (``take_columns``). Returns what the reference decoded from the lines the core
         deferred: their hits (countable or not) and their failures with their index in
-        ``lines``. Lines with nothing to count leave no trace, as ``None`` in ``parse_many``."""
+        ``lines``. Lines with nothing to count leave no trace, as ``None`` in ``parse_many``.
+        The column rows the core could get wrong (``_Suspect``) are found on the columns and
+        decoded again with ``redo_rows`` (``backfill.encode.recheck_rows`` does both)."""
         core = self._core
         reference = super().parse_line
         hits: list[Hit] = []
         failures: list[tuple[int, Failure]] = []
+        self._runs = []
         start, end = 0, len(lines)
         while start < end:
             codes, stop = core.parse_columns(lines, start)
-            at = codes.find(b"d")
-            while at >= 0:
+            self._runs.append((start, codes, self.layout))
+            # ``s`` (nothing to count) may be a pixel request with an implausible time, a bad
+            # line for the reference; the core does not know the window.
+            for m in _DEFERRED_OR_SKIPPED.finditer(codes):
+                at = m.start()
                 out = reference(lines[start + at])
                 if isinstance(out, Failure):
                     failures.append((start + at, out))
-                elif out is not None:
+                elif out is not None and codes[at] == _D:
                     hits.append(out)
-                at = codes.find(b"d", at + 1)
             if self.layout is not self._pushed:
                 self._push()  # the run ended with a ``#Fields:`` header
             start = stop
         return hits, failures
+
+    def redo_rows(self, rows: Iterable[int], lines: list[str]) -> Iterator[tuple[int, Outcome]]:
+        """``(index in lines, reference outcome)`` for column rows (numbered since the last
+        ``parse_columns``) that ``_Suspect`` flags; ``lines`` as given to ``parse_columns``.
+        Each line is decoded with the layout that was in force when the core read it."""
+        wanted = sorted(rows)
+        row, k = 0, 0
+        current = self.layout
+        try:
+            for start, codes, layout in self._runs:
+                self.layout = layout
+                for m in _COLUMN_HIT.finditer(codes):
+                    if k == len(wanted):
+                        return
+                    if row == wanted[k]:
+                        yield (
+                            start + m.start(),
+                            StandardParser.parse_line(self, lines[start + m.start()]),
+                        )
+                        k += 1
+                    row += 1
+        finally:
+            self.layout = current
 
     def take_columns(self) -> tuple[Any, ...]:
         """The countable hits ``parse_columns`` kept since the last call: ``(rows, [(offsets,
         data)] * 16, ts, status, bytes, time_taken)`` — little-endian Arrow buffers, string
         columns in ``HIT_COLUMNS`` order with i64 offsets (``backfill.encode.native_rows``)."""
         return self._core.take_columns()  # type: ignore[no-any-return]
+
+
+_D = ord("d")
+_DEFERRED_OR_SKIPPED = re.compile(b"[ds]")
+_COLUMN_HIT = re.compile(b"h")
 
 
 class NativeRealtimeDecoder(RealtimeDecoder):
@@ -187,19 +283,21 @@ class NativeRealtimeDecoder(RealtimeDecoder):
             kpl_magic=KPL_MAGIC,
             **_builder_args(self._builder),
         )
+        self.suspect = _Suspect(self.ctx)
 
     def decode(self, data: bytes) -> Outcome:
         out = self._core.decode(data)
-        return super().decode(data) if out is DEFER else out
+        return super().decode(data) if out is DEFER or self.suspect.check()(out) else out
 
     def decode_many(self, records: Iterable[bytes]) -> list[Outcome]:
         records = records if isinstance(records, list) else list(records)
         outs, deferred = self._core.decode_many(records)
-        if not deferred:
+        if not deferred and self.suspect.clean(outs):
             return outs  # type: ignore[no-any-return]
+        suspect = self.suspect.check()
         result: list[Outcome] = []
         for data, out in zip(records, outs, strict=True):
-            if out is DEFER:
+            if out is DEFER or suspect(out):
                 result.extend(self.decode_kinesis(data))  # KPL aggregates: several outcomes
             else:
                 result.append(out)
@@ -207,14 +305,17 @@ class NativeRealtimeDecoder(RealtimeDecoder):
 
     def decode_line(self, line: str, raw: bytes | None = None) -> Outcome:
         out = self._core.decode_line(line)
-        return super().decode_line(line, raw) if out is DEFER else out
+        if out is DEFER or self.suspect.check()(out):
+            return super().decode_line(line, raw)
+        return out
 
     def decode_line_many(self, lines: list[str]) -> list[Outcome]:
         outs, deferred = self._core.decode_line_many(lines)
-        if deferred:
+        if deferred or not self.suspect.clean(outs):
             reference = super().decode_line
+            suspect = self.suspect.check()
             for i, out in enumerate(outs):
-                if out is DEFER:
+                if out is DEFER or suspect(out):
                     outs[i] = reference(lines[i])
         return outs  # type: ignore[no-any-return]
 

@@ -1,9 +1,15 @@
 """Signed pixel URLs (DESIGN §3): build, verify, and the snippets a mailer pastes.
 
-``sig`` = URL-safe base64 without padding of the first 16 bytes of
+``sig`` (v1) = URL-safe base64 without padding of the first 16 bytes of
 HMAC-SHA256(secret, ``v1\\n{sid}\\n{cid}\\n{cat}``). The first secret signs, any verifies (key
 rotation). With no secret configured every pixel is ``missing``. Legacy pixels of the original
 Ruby mailer (``?subscriber=..&category=..``) carry no signature and are accepted as unsigned.
+
+v1 is ambiguous when a value holds its separator (``a\\nb``,``c`` signs like ``a``,``b\\nc``),
+so v1 refuses to sign such values and a v1 ``sig`` over them verifies ``invalid``. v2 encodes
+lengths and is unambiguous for any value: ``sig`` = ``2.`` + the same base64 of
+HMAC-SHA256(secret, ``v2\\n{len(sid)}:{sid}\\n{len(cid)}:{cid}\\n{len(cat)}:{cat}``), lengths in
+UTF-8 bytes. Both are accepted; ``.`` is not base64url, so a v2 ``sig`` is never a v1 one.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from processor.core.text import form_value
 
 __all__ = [
     "PIXEL_GIF",
+    "SCHEMES",
+    "AmbiguousValueError",
     "PixelParams",
     "Signer",
     "parse_pixel_query",
+    "pixel_base",
     "pixel_query_values",
     "pixel_url",
     "sign",
@@ -39,13 +48,40 @@ PIXEL_GIF = bytes.fromhex(
 _WANTED = frozenset({"sid", "cid", "cat", "sig", "subscriber", "category"})
 
 
-def _message(sid: str, cid: str, cat: str) -> bytes:
+Scheme = Literal["v1", "v2"]
+SCHEMES: tuple[Scheme, ...] = ("v1", "v2")
+_V2_PREFIX = "2."
+
+
+class AmbiguousValueError(ValueError):
+    """A value v1 cannot sign unambiguously (it holds a newline, v1's separator)."""
+
+
+def _v1_message(sid: str, cid: str, cat: str) -> bytes:
     return f"v1\n{sid}\n{cid}\n{cat}".encode()
 
 
-def sign(secret: bytes, sid: str, cid: str, cat: str = "") -> str:
-    """The ``sig`` value for one pixel."""
-    digest = hmac.digest(secret, _message(sid, cid, cat), "sha256")
+def _v2_message(sid: str, cid: str, cat: str) -> bytes:
+    parts = [b"v2"]
+    for value in (sid, cid, cat):
+        data = value.encode()
+        parts.append(b"%d:%s" % (len(data), data))
+    return b"\n".join(parts)
+
+
+def _has_separator(sid: str, cid: str, cat: str) -> bool:
+    return "\n" in sid or "\n" in cid or "\n" in cat
+
+
+def sign(secret: bytes, sid: str, cid: str, cat: str = "", *, scheme: Scheme = "v1") -> str:
+    """The ``sig`` value for one pixel; v1 raises ``AmbiguousValueError`` on a newline."""
+    if scheme == "v2":
+        digest = hmac.digest(secret, _v2_message(sid, cid, cat), "sha256")
+        return _V2_PREFIX + base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+    if _has_separator(sid, cid, cat):
+        msg = "a value contains a newline, which v1 cannot sign unambiguously: use scheme v2"
+        raise AmbiguousValueError(msg)
+    digest = hmac.digest(secret, _v1_message(sid, cid, cat), "sha256")
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
@@ -80,10 +116,17 @@ class Signer:
     def verify(self, sid: str, cid: str, cat: str, sig: str | None) -> Signature:
         if not sig or not self._states:
             return "missing"
-        if len(sig) != 22 or not sig.isascii():
+        if not sig.isascii():
+            return "invalid"
+        if len(sig) == 22:
+            if _has_separator(sid, cid, cat):
+                return "invalid"  # v1 over a separator: another triple signs the same
+            msg = f"v1\n{sid}\n{cid}\n{cat}".encode()
+        elif len(sig) == 24 and sig.startswith(_V2_PREFIX):
+            msg, sig = _v2_message(sid, cid, cat), sig[2:]
+        else:
             return "invalid"
         given = sig.encode("ascii")
-        msg = f"v1\n{sid}\n{cid}\n{cat}".encode()
         for inner, outer in self._states:
             h = inner.copy()
             h.update(msg)
@@ -103,17 +146,18 @@ def pixel_url(
     *,
     secret: bytes | None = None,
     pixel_path: str = "/o.gif",
+    scheme: Scheme = "v1",
 ) -> str:
     """``{base_url}/o.gif?sid=..&cid=..&cat=..&sig=..``; values percent-encoded UTF-8.
 
     Without a secret the URL has no ``sig`` and verifies as ``missing``.
     """
     url = (
-        f"{base_url.rstrip('/')}{pixel_path}?sid={quote(sid, safe='')}"
+        f"{pixel_base(base_url, pixel_path)}?sid={quote(sid, safe='')}"
         f"&cid={quote(cid, safe='')}&cat={quote(cat, safe='')}"
     )
     if secret:
-        url += f"&sig={sign(secret, sid, cid, cat)}"
+        url += f"&sig={sign(secret, sid, cid, cat, scheme=scheme)}"
     return url
 
 
@@ -177,38 +221,101 @@ def parse_pixel_query(query: str, legacy_campaign_param: str = "category") -> Pi
 
 TemplateKind = Literal["erb", "jinja"]
 
+# Outside values (cid, cat, base URL) reach a snippet only in forms that cannot open or close a
+# template tag: percent-encoded (no "{", "#", "<", ">"), or as escaped string literals. The
+# subscriber expression is the mailer author's own template code and is pasted as given.
 _ERB = """\
-<%# Open-tracking pixel (cloudfront-opens). Campaign {cid!r}, category {cat!r}.
+<%# Open-tracking pixel (cloudfront-opens). Campaign {cid_note}, category {cat_note}.
     The mailer needs OPENS_PIXEL_SECRETS in its environment (the first secret signs). %>
 <% opens_sid = ({sid_expr}).to_s
-   opens_key = ENV.fetch("OPENS_PIXEL_SECRETS").split(",").first.strip
+{ruby_check}   opens_key = ENV.fetch("OPENS_PIXEL_SECRETS").split(",").first.strip
    opens_mac = OpenSSL::HMAC.digest("SHA256", opens_key,
-                                    "v1\\n#{{opens_sid}}\\n{cid_ruby}\\n{cat_ruby}")
-   opens_sig = Base64.urlsafe_encode64(opens_mac[0, 16], padding: false) %>
+                                    {ruby_message})
+   opens_sig = {ruby_prefix}Base64.urlsafe_encode64(opens_mac[0, 16], padding: false) %>
 <img src="{base}?sid=<%= ERB::Util.url_encode(opens_sid) %>&amp;cid={cid_q}&amp;cat={cat_q}\
 &amp;sig=<%= opens_sig %>" width="1" height="1" alt="" \
 style="display:block;border:0;width:1px;height:1px">
 """
 
+_RUBY_V1_CHECK = (
+    '   raise ArgumentError, "newline in subscriber id: use opens pixel-url --scheme v2" '
+    'if opens_sid.include?("\\n")\n'
+)
+
 _JINJA = """\
-{{# Open-tracking pixel (cloudfront-opens). Campaign {cid!r}, category {cat!r}.
+{{# Open-tracking pixel (cloudfront-opens). Campaign {cid_note}, category {cat_note}.
    Register the signing filter once where the Jinja environment is built:
      import base64, hashlib, hmac, os
      def opens_sig(sid, cid, cat=""):
          key = os.environ["OPENS_PIXEL_SECRETS"].split(",")[0].strip().encode()
-         msg = f"v1\\n{{sid}}\\n{{cid}}\\n{{cat}}".encode()
-         return base64.urlsafe_b64encode(hmac.digest(key, msg, "sha256")[:16]).rstrip(b"=").decode()
+{py_body}
      env.filters["opens_sig"] = opens_sig
 #}}
-<img src="{base}?sid={{{{ ({sid_expr}) | string | urlencode }}}}&amp;cid={cid_q}&amp;cat={cat_q}\
-&amp;sig={{{{ ({sid_expr}) | string | opens_sig({cid_py}, {cat_py}) }}}}" width="1" height="1" \
+<img src="{base}?sid={{{{ ({sid_expr}) | string | urlencode | replace("/", "%2F") }}}}\
+&amp;cid={cid_q}&amp;cat={cat_q}\
+&amp;sig={{{{ ({sid_expr}) | string | opens_sig({cid_lit}, {cat_lit}) }}}}" width="1" height="1" \
 alt="" style="display:block;border:0;width:1px;height:1px">
 """
 
+_PY_V1 = """\
+         if "\\n" in sid + cid + cat:
+             raise ValueError("newline in a value: use opens pixel-url --scheme v2")
+         msg = f"v1\\n{sid}\\n{cid}\\n{cat}".encode()
+         mac = hmac.digest(key, msg, "sha256")[:16]
+         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()"""
+
+_PY_V2 = """\
+         vals = [v.encode() for v in (sid, cid, cat)]
+         msg = b"\\n".join([b"v2"] + [b"%d:%s" % (len(v), v) for v in vals])
+         mac = hmac.digest(key, msg, "sha256")[:16]
+         return "2." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()"""
+
+
+def _escape_code(ch: str, short: str) -> str:
+    code = ord(ch)
+    if short == "ruby":
+        return f"\\u{{{code:x}}}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
 
 def _ruby_literal_body(value: str) -> str:
-    """Text safe inside a Ruby double-quoted string."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#")
+    """Text safe inside a Ruby double-quoted string inside an ERB tag: no ``%>``/``<%`` (ERB
+    ends a tag there even inside a Ruby string), no interpolation, no raw control character."""
+    out = []
+    for ch in value:
+        if ch in '\\"#':
+            out.append("\\" + ch)
+        elif ch.isascii() and ch.isprintable() and ch not in "%<>":
+            out.append(ch)
+        else:
+            out.append(_escape_code(ch, "ruby"))
+    return "".join(out)
+
+
+def _jinja_literal(value: str) -> str:
+    """A Jinja string literal for ``value``: letters, digits and a few marks as they are, the
+    rest as ``\\x``/``\\u`` escapes (Jinja decodes them like Python), so no quote, brace or
+    ``%`` can end the literal or the expression."""
+    keep = "-_. "
+    body = "".join(
+        ch if (ch.isascii() and ch.isalnum()) or ch in keep else _escape_code(ch, "py")
+        for ch in value
+    )
+    return f"'{body}'"
+
+
+def _note(value: str) -> str:
+    # For the snippet's comment: readable, and unable to close it ("#}", "%>").
+    return quote(value, safe=" ")
+
+
+def pixel_base(base_url: str, pixel_path: str = "/o.gif") -> str:
+    """``{base_url}{pixel_path}`` as it appears in a pixel URL: characters a URL cannot hold
+    raw (spaces, quotes, braces, ``<``/``>``, non-ASCII …) percent-encoded; existing escapes
+    and URL punctuation kept. The same for ``pixel_url`` and both snippets."""
+    return quote(f"{base_url.rstrip('/')}{pixel_path}", safe=":/?&=;@!$'()*+,~%[]")
 
 
 def snippet(
@@ -219,32 +326,47 @@ def snippet(
     *,
     sid_expr: str | None = None,
     pixel_path: str = "/o.gif",
+    scheme: Scheme = "v1",
 ) -> str:
     """The ``<img>`` tag a mailer pastes into an ERB or Jinja template.
 
     ``cid``/``cat`` are fixed for the mailing; ``sid_expr`` is the template expression that
     yields the subscriber id (``subscriber.id`` by default). The signature is computed in the
-    template with the same HMAC as ``sign``.
+    template with the same HMAC as ``sign``; rendered, the tag's ``src`` is ``pixel_url``'s
+    URL. v1 refuses (here and in the template) values holding a newline.
     """
-    base = f"{base_url.rstrip('/')}{pixel_path}"
+    if scheme == "v1" and _has_separator("", cid, cat):
+        msg = "a value contains a newline, which v1 cannot sign unambiguously: use scheme v2"
+        raise AmbiguousValueError(msg)
+    base = pixel_base(base_url, pixel_path).replace("&", "&amp;")
     cid_q, cat_q = quote(cid, safe=""), quote(cat, safe="")
     if kind == "erb":
+        cid_r, cat_r = _ruby_literal_body(cid), _ruby_literal_body(cat)
+        if scheme == "v1":
+            message = f'"v1\\n#{{opens_sid}}\\n{cid_r}\\n{cat_r}"'
+        else:
+            n_cid, n_cat = len(cid.encode()), len(cat.encode())
+            message = (
+                f'"v2\\n#{{opens_sid.bytesize}}:#{{opens_sid}}\\n{n_cid}:{cid_r}\\n{n_cat}:{cat_r}"'
+            )
         return _ERB.format(
-            cid=cid,
-            cat=cat,
+            cid_note=_note(cid),
+            cat_note=_note(cat),
             sid_expr=sid_expr or "@subscriber.id",
-            cid_ruby=_ruby_literal_body(cid),
-            cat_ruby=_ruby_literal_body(cat),
+            ruby_check=_RUBY_V1_CHECK if scheme == "v1" else "",
+            ruby_message=message,
+            ruby_prefix='"2." + ' if scheme == "v2" else "",
             base=base,
             cid_q=cid_q,
             cat_q=cat_q,
         )
     return _JINJA.format(
-        cid=cid,
-        cat=cat,
+        cid_note=_note(cid),
+        cat_note=_note(cat),
+        py_body=_PY_V1 if scheme == "v1" else _PY_V2,
         sid_expr=sid_expr or "subscriber.id",
-        cid_py=repr(cid),
-        cat_py=repr(cat),
+        cid_lit=_jinja_literal(cid),
+        cat_lit=_jinja_literal(cat),
         base=base,
         cid_q=cid_q,
         cat_q=cat_q,

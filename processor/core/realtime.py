@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from processor.core.builder import HitBuilder, content_request_id
 from processor.core.classify import Classifier
-from processor.core.clock import epoch_ms_from_seconds_text
+from processor.core.clock import IMPLAUSIBLE, EventWindow, epoch_ms_from_seconds_text
 from processor.core.context import DecodeContext
 from processor.core.fields import DEFAULT_REALTIME_FIELDS, canonical_order
 from processor.core.hit import Hit
@@ -71,6 +71,7 @@ class RealtimeDecoder:
         # after splitting.
         self._get = itemgetter(*(pos.get(name, -1) for name in _READ))
         self._builder = HitBuilder(self.ctx, "realtime", decode_ua_once, classifier=classifier)
+        self._window = EventWindow(self.ctx)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -154,6 +155,8 @@ class RealtimeDecoder:
         ts_ms = epoch_ms_from_seconds_text(stamp)
         if ts_ms is None:
             return Failure("bad_timestamp", _raw(line, raw), field="timestamp")
+        if not self._window.contains(ts_ms):
+            return Failure(IMPLAUSIBLE, _raw(line, raw), field="timestamp")
         if status_text.isdigit() and status_text.isascii() and len(status_text) <= 3:
             status = int(status_text)
         elif status_text == "-":

@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 from processor.core.builder import HitBuilder, content_request_id
 from processor.core.classify import Classifier
-from processor.core.clock import S3Clock
+from processor.core.clock import IMPLAUSIBLE, EventWindow, S3Clock
 from processor.core.context import DecodeContext
 from processor.core.hit import Hit
 from processor.core.outcome import Failure
@@ -90,6 +90,7 @@ class S3AccessParser:
             self.ctx, "s3", _identity, escaped_query=False, classifier=classifier
         )
         self._clock = S3Clock()
+        self._window = EventWindow(self.ctx)
         self._pixel_key = self.ctx.pixel_path.lstrip("/")
         self.blank = 0
 
@@ -132,6 +133,8 @@ class S3AccessParser:
         ts_ms = self._clock.epoch_ms(f[2])
         if ts_ms is None:
             return Failure("bad_timestamp", _raw(line), field="time")
+        if not self._window.contains(ts_ms):
+            return Failure(IMPLAUSIBLE, _raw(line), field="time")
         status_text = f[9]
         if status_text.isdigit() and status_text.isascii() and len(status_text) <= 3:
             status = int(status_text)

@@ -25,7 +25,7 @@ import orjson
 
 from processor.core.builder import HitBuilder, content_request_id
 from processor.core.classify import Classifier
-from processor.core.clock import MAX_EPOCH_MS, StandardClock
+from processor.core.clock import IMPLAUSIBLE, MAX_EPOCH_MS, EventWindow, StandardClock
 from processor.core.context import DecodeContext
 from processor.core.fields import STANDARD_FIELDS
 from processor.core.hit import Hit
@@ -134,6 +134,7 @@ class StandardParser:
         self.ctx = ctx or DecodeContext()
         self._builder = HitBuilder(self.ctx, "standard", decode_ua_auto, classifier=classifier)
         self._clock = StandardClock()
+        self._window = EventWindow(self.ctx)
         # The clock's caches, read directly on the hot path (filled by the clock on a miss).
         self._dates = self._clock.dates
         self._times = self._clock.times
@@ -243,6 +244,8 @@ class StandardParser:
             return Failure(
                 "bad_timestamp", line.encode("utf-8", "surrogateescape"), field="date/time"
             )
+        if not self._window.contains(ts_ms):
+            return Failure(IMPLAUSIBLE, line.encode("utf-8", "surrogateescape"), field="date/time")
         if status_text.isdigit() and status_text.isascii() and len(status_text) <= 3:
             status = int(status_text)
         else:

@@ -37,6 +37,7 @@ from processor.devstack.worker_process import WorkerProcess
 from processor.edge.server import EdgeThread
 from processor.edge.setup import build_edge
 from processor.errors import OpensError, StackError
+from processor.safe_text import rich_text
 from processor.settings import Settings
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.traffic import TrafficResult, run_traffic
@@ -298,7 +299,7 @@ class DemoRun:
                     cells.append(value.strftime("%H:%M:%S"))
                 else:
                     cells.append(str(value))
-            table.add_row(*cells)
+            table.add_row(*map(rich_text, cells))
         return table
 
     def close(self) -> None:

@@ -11,6 +11,8 @@ user agent raw inside quotes.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -41,6 +43,7 @@ class Req:
     path: str = "/o.gif"
     secret: bytes | None = None
     legacy: bool = False
+    scheme: str = "v1"  # "v2": the length-prefixed scheme (processor.core.pixel)
 
     def client_query(self) -> str:
         """The query string the email client sent."""
@@ -48,8 +51,10 @@ class Req:
             return f"subscriber={quote(self.sid, safe='')}&category={quote(self.cid, safe='')}"
         sid, cid, cat = (quote(v, safe="") for v in (self.sid, self.cid, self.cat))
         q = f"sid={sid}&cid={cid}&cat={cat}"
-        if self.secret:
-            q += f"&sig={sign(self.secret, self.sid, self.cid, self.cat)}"
+        if self.secret and self.scheme == "v2":
+            q += f"&sig={sign(self.secret, self.sid, self.cid, self.cat, scheme='v2')}"
+        elif self.secret:
+            q += f"&sig={raw_v1_sig(self.secret, self.sid, self.cid, self.cat)}"
         return q
 
     def logged(self) -> LoggedRequest:
@@ -71,6 +76,13 @@ class Req:
             cs_bytes=312,
             time_taken=self.time_taken,
         )
+
+
+def raw_v1_sig(secret: bytes, sid: str, cid: str, cat: str) -> str:
+    """DESIGN §3's v1 ``sig`` for any values — also those ``sign`` refuses (a newline), as an
+    old mailer or a forger would send them: such pixels must verify ``invalid``."""
+    digest = hmac.digest(secret, f"v1\n{sid}\n{cid}\n{cat}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 def logged_query(req: Req) -> str:

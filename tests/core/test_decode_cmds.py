@@ -19,6 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from processor.cli.decode_cmds import register
+from processor.core.context import DecodeContext
 from processor.core.pixel import verify
 from processor.errors import OpensError
 
@@ -224,10 +225,12 @@ EXTREME_RT = (
 
 
 def test_values_past_what_any_output_can_hold_are_bad_or_zero_never_a_crash(
-    app: typer.Typer, env: Path
+    app: typer.Typer, env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A timestamp past year 9999 (no ISO date, no ClickHouse DateTime64) is a bad line; a byte
-    count past 64 bits (no UInt64, no JSON integer) reads as 0, like any unreadable count."""
+    count past 64 bits (no UInt64, no JSON integer) reads as 0, like any unreadable count.
+    The event-time window is widened to reach the writer's last instant; by default that
+    instant is implausible (a bad line too)."""
     std = env / "big.log"
     std.write_text(
         EXTREME_HEADER
@@ -240,6 +243,13 @@ def test_values_past_what_any_output_can_hold_are_bad_or_zero_never_a_crash(
 
     rt = env / "rt.log"
     rt.write_text(EXTREME_RT)
+    code, out, err = _run(
+        app, ["parse", "--format", "realtime", "--fields", EXTREME_FIELDS, str(rt)]
+    )
+    assert (code, out) == (0, b"")
+    assert "bad_timestamp: 1" in err
+    assert "implausible_timestamp: 1" in err
+    monkeypatch.setenv("OPENS_EVENT_TIME_MAX_AHEAD", str(10**13))
     code, out, err = _run(
         app, ["parse", "--format", "realtime", "--fields", EXTREME_FIELDS, str(rt)]
     )
@@ -259,7 +269,8 @@ def test_the_python_reference_treats_extreme_values_the_same() -> None:
         for n in ("9" * 30, "18446744073709551615")
     ]
     assert [getattr(h, "bytes", None) for h in out] == [0, 18446744073709551615]
-    dec = RealtimeDecoder(tuple(EXTREME_FIELDS.split(",")))
+    wide = DecodeContext(event_time_max_ahead_ms=10**16)
+    dec = RealtimeDecoder(tuple(EXTREME_FIELDS.split(",")), wide)
     late, last = (dec.decode_line(x) for x in EXTREME_RT.splitlines())
     assert getattr(late, "reason", None) == "bad_timestamp"
     assert getattr(last, "ts_ms", None) == 253_402_300_799_999

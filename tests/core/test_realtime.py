@@ -116,7 +116,7 @@ def test_ip_privacy_is_applied(classifier: Classifier) -> None:
 
 def test_other_paths_are_none_unless_all(classifier: Classifier) -> None:
     record = realtime_record(
-        Req(request_id="r1", ts_ms=1, sid="s", cid="c", cat="", path="/i"),
+        Req(request_id="r1", ts_ms=1_700_000_000_001, sid="s", cid="c", cat="", path="/i"),
         DEFAULT_REALTIME_FIELDS,
     )
     assert RealtimeDecoder(classifier=classifier).decode(record) is None

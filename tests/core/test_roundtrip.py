@@ -24,7 +24,11 @@ from tests.core.render import Req, realtime_record, s3_line, standard_line
 
 pytestmark = pytest.mark.unit
 
-CTX = DecodeContext(secrets=(SECRET,), ip_privacy="full")
+# The round trip covers 2000-2100: a window wide enough for all of it (the window itself is
+# tested in test_event_window.py).
+CTX = DecodeContext(
+    secrets=(SECRET,), ip_privacy="full", event_time_min_ms=0, now_ms=4_102_444_800_000
+)
 CLASSIFIER = Classifier()
 
 value_text = st.text(
@@ -94,7 +98,12 @@ def expected_hit(req: Req, source: str) -> dict[str, object]:
         "sid": req.sid,
         "cid": req.cid,
         "cat": req.cat,
-        "signature": "valid" if req.secret else "missing",
+        # v1 over a newline is ambiguous, so never valid (DESIGN §3).
+        "signature": (
+            ("invalid" if "\n" in req.sid + req.cid + req.cat else "valid")
+            if req.secret
+            else "missing"
+        ),
         "method": req.method,
         "status": req.status,
         "uri": "/o.gif",
