@@ -207,6 +207,11 @@ ATTACKS = [
     "DESC (SELECT file('/etc/passwd'))",
     "EXPLAIN SELECT * FROM url('http://127.0.0.1:9/x', 'CSV')",
     "EXPLAIN SYNTAX SELECT file('/etc/passwd')",
+    "SELECT query FROM system.processes",
+    "SELECT * FROM `system`.`query_log`",
+    "SHOW PROCESSLIST",
+    "SELECT * FROM merge('system', '^proc')",
+    "SELECT * FROM system.stack_trace",
 ]
 
 
@@ -309,6 +314,62 @@ def test_a_slow_reader_does_not_block_ingestion(chdb_client: Any, seeded: str) -
         endpoint.stop()
 
 
+def test_odd_requests_get_clickhouse_errors_not_internals(chdb_client: Any, seeded: str) -> None:
+    endpoint = _guarded(chdb_client, seeded, Guard("127.0.0.1"))
+    try:
+        status, body = endpoint.post("SELECT 1", database="nosuch")
+        assert status == 404 and b"Code: 81" in body
+        assert endpoint.post("SELECT 1", database="system")[0] == 400
+        status, body = endpoint.post("SELECT 1", default_format="DataFrame")
+        assert status == 400 and b"UNKNOWN_FORMAT" in body
+        status, body = endpoint.post("SELECT '\\xFF'")
+        assert status == 400 and b"UTF-8" in body
+        bad_gzip = {"Content-Encoding": "gzip"}
+        assert endpoint.post("not gzip at all", bad_gzip)[0] == 400
+        assert endpoint.post("SELECT 1", {"Content-Encoding": "lz4"})[0] == 400
+        assert endpoint.post("SELECT 1") == (200, b"1\n")
+    finally:
+        endpoint.stop()
+
+
+def test_the_answer_size_is_capped_whatever_the_format(chdb_client: Any, seeded: str) -> None:
+    small = ReaderLimits(max_result_bytes=1 << 20)
+    endpoint = Endpoint(ChdbReaders(chdb_client.path, seeded, small), Guard("127.0.0.1"))
+    try:
+        key = "k" * 2000  # JSONEachRow repeats it on every row: the output outgrows the blocks
+        status, body = endpoint.post(
+            f"SELECT number AS {key} FROM numbers(5000) FORMAT JSONEachRow"
+        )
+        assert status == 200 and len(body) < (1 << 20) + 200
+        assert body.rstrip().endswith(b"the answer exceeds 1048576 bytes")
+    finally:
+        endpoint.stop()
+
+
+def test_a_query_that_ignores_its_kill_keeps_its_slot(chdb_client: Any, seeded: str) -> None:
+    """One editDistance call runs for seconds and cannot be interrupted: when its client leaves,
+    the slot stays taken until the engine is done, so the endpoint answers 503, never hangs."""
+    endpoint = Endpoint(
+        ChdbReaders(chdb_client.path, seeded, ReaderLimits(), concurrency=1), Guard("127.0.0.1")
+    )
+    try:
+        slow = (
+            b"SELECT editDistance(repeat('a', 50000), repeat('b', 50000 - number)) FROM numbers(2)"
+        )
+        with pytest.raises(OSError):
+            urllib.request.urlopen(
+                urllib.request.Request(endpoint.url + "/", data=slow), timeout=0.5
+            )
+        status, body = endpoint.post("SELECT 1")
+        assert status == 503 and b"Code: 202" in body
+        deadline = time.monotonic() + 60
+        while endpoint.post("SELECT 1")[0] == 503 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert endpoint.post("SELECT 1") == (200, b"1\n")
+    finally:
+        endpoint.stop()
+
+
 def _guarded(chdb_client: Any, db: str, guard: Guard) -> Endpoint:
     return Endpoint(ChdbReaders(chdb_client.path, db, LIMITS), guard)
 
@@ -326,6 +387,12 @@ def test_cross_site_and_rebinding_requests_are_refused(chdb_client: Any, seeded:
         assert endpoint.post("SELECT 1", {"Origin": "null"})[0] == 403
         assert endpoint.get(q, {"Sec-Fetch-Site": "cross-site"})[0] == 403  # <img src=…>
         assert endpoint.get(q, {"Sec-Fetch-Site": "same-site"})[0] == 403  # another local port
+        assert endpoint.get(q, {"Sec-Fetch-Site": "cross-site, none"})[0] == 403
+        for host in ("evil.example@127.0.0.1", "127.0.0.1/evil", "127.0.0.1:abc", ""):
+            assert endpoint.get(q, {"Host": host})[0] in {400, 403}, host
+        wrong_scheme = {"Origin": endpoint.url.replace("http:", "https:")}
+        assert endpoint.post("SELECT 1", wrong_scheme)[0] == 403
+        assert endpoint.post("SELECT 1", {"Origin": ""})[0] == 403
         same = {"Origin": endpoint.url, "Sec-Fetch-Site": "same-origin"}
         assert endpoint.post("SELECT 1", same)[0] == 200  # the dashboard itself
         status, _ = endpoint.get({}, {"Sec-Fetch-Site": "cross-site"})

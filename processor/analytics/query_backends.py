@@ -8,11 +8,13 @@ lock that ingestion waits on. The session is made read-only by ClickHouse (``que
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
+import threading
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _CODE = re.compile(r"Code: (\d+)")
 READONLY_CODE = 164
+HEAD_BYTES = 1 << 20
 _BUSY = "too many simultaneous queries on the read-only endpoint; retry shortly"
 TOO_MANY_QUERIES_CODE = 202
 
@@ -73,6 +76,7 @@ class Answer:
     body: bytes = b""
     chunks: AsyncGenerator[bytes, None] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    release: Callable[[], None] | None = None  # frees the request's resources; idempotent
 
 
 class QueryBackend(Protocol):
@@ -81,11 +85,72 @@ class QueryBackend(Protocol):
     async def close(self) -> None: ...
 
 
+class _ChdbSession:
+    """One request's chDB connection and stream; every call runs on the request's own thread."""
+
+    def __init__(self, readers: ChdbReaders, req: ReadRequest, tag: str) -> None:
+        self.readers, self.req, self.tag = readers, req, tag
+        self.conn: Any = None
+        self.stream: Any = None
+        self.exhausted = False
+
+    def open(self) -> tuple[str, bytes]:
+        """Check the statement and start it; the output format and the first chunk."""
+        try:
+            self.conn = self.readers.session(self.req, self.tag)
+            q = {"q": text_param(self.req.sql)}
+            raw = self.conn.query("SELECT formatQuery({q:String})", "TSVRaw", params=q).bytes()
+            canonical = raw.decode("utf-8")
+            ast = self.conn.query(ast_probe(canonical), "TSVRaw", params=self.req.params).bytes()
+            _check(ast.decode("utf-8", "replace"))
+            fmt = trailing_format(canonical) or self.req.default_format
+            self.readers.check_format(fmt)
+            self.stream = self.conn.send_query(canonical, self.req.default_format, self.req.params)
+            return fmt, self._head()
+        except QueryError:
+            raise
+        except UnicodeDecodeError:
+            raise QueryError(
+                36, "the query text must be UTF-8 (use escapes for raw bytes)"
+            ) from None
+        except Exception as exc:
+            raise _as_query_error(exc) from None
+
+    def _head(self) -> bytes:
+        """The answer's first ``HEAD_BYTES`` (all of a small one): an error inside them still
+        gets its HTTP status, as ClickHouse's own response buffer gives."""
+        head = bytearray()
+        while len(head) < HEAD_BYTES and (chunk := self.next()) is not None:
+            head += chunk
+        return bytes(head)
+
+    def next(self) -> bytes | None:
+        try:
+            chunk = self.stream.fetch()
+        except Exception as exc:
+            raise _as_query_error(exc) from None
+        if chunk is None:
+            self.exhausted = True
+            return None
+        return bytes(chunk.bytes() or b"")
+
+    def close(self) -> None:
+        if self.stream is not None and not self.exhausted:
+            with contextlib.suppress(Exception):
+                self.stream.close()
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+
+
 class ChdbReaders:
     """Reader sessions on this process's embedded engine: a new chDB connection per request.
 
-    A query whose client goes away is killed through a control connection by its
-    ``log_comment`` tag (chDB has no per-query id a caller can set)."""
+    Each request owns a thread for its engine calls and one of ``concurrency`` slots until its
+    last call has returned, also when its client left early: a query that ignores being killed
+    (one expensive function call is not interrupted) keeps its slot, so at most ``concurrency``
+    readers ever run and further requests get a quick 503. Answers stream with back-pressure,
+    and their size is capped (``max_result_bytes``) whatever the output format."""
 
     def __init__(
         self, path: str, database: str, limits: ReaderLimits, concurrency: int = 4
@@ -97,10 +162,12 @@ class ChdbReaders:
         self.database = database
         self.limits = limits
         self.slots = asyncio.Semaphore(concurrency)
-        self.pool = ThreadPoolExecutor(max_workers=concurrency + 1, thread_name_prefix="reader")
         self._control: Any = None
+        self._control_lock = threading.Lock()
+        self._killer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader-kill")
+        self._formats: frozenset[str] | None = None
 
-    def _session(self, req: ReadRequest, tag: str) -> Any:
+    def session(self, req: ReadRequest, tag: str) -> Any:
         conn = self._connect(self.path)
         try:
             # USE before readonly: the database is the request's, and readonly allows USE anyway.
@@ -112,53 +179,91 @@ class ChdbReaders:
             raise
         return conn
 
-    def _run(self, req: ReadRequest, tag: str) -> Answer:
-        conn = self._session(req, tag)
-        try:
-            canonical = (
-                conn.query(
-                    "SELECT formatQuery({q:String})", "TSVRaw", params={"q": text_param(req.sql)}
-                )
-                .bytes()
-                .decode()
-            )
-            params = req.params
-            ast = conn.query(ast_probe(canonical), "TSVRaw", params=params).bytes()
-            _check(ast.decode("utf-8", "replace"))
-            fmt = trailing_format(canonical) or req.default_format
-            body = conn.query(canonical, req.default_format, params=params).bytes() or b""
-            return Answer(fmt=fmt, body=body)
-        except QueryError:
-            raise
-        except Exception as exc:
-            raise _as_query_error(exc) from None
-        finally:
-            conn.close()
+    def _control_query(self, sql: str, fmt: str = "TSV") -> bytes:
+        with self._control_lock:
+            if self._control is None:
+                self._control = self._connect(self.path)
+            return bytes(self._control.query(sql, fmt).bytes() or b"")
 
-    def _kill(self, tag: str) -> None:
-        if self._control is None:
-            self._control = self._connect(self.path)
-        self._control.query(f"KILL QUERY WHERE Settings['log_comment'] = '{tag}' ASYNC", "TSV")
+    def kill(self, tag: str) -> None:
+        log.info("query endpoint: stopping an unfinished query (%s)", tag)
+        self._control_query(f"KILL QUERY WHERE Settings['log_comment'] = '{tag}' ASYNC")
+
+    def check_format(self, fmt: str) -> None:
+        """Only ClickHouse's own output formats: chDB adds Python ones (DataFrame, ArrowTable)
+        that build objects in this process, outside ClickHouse's memory accounting."""
+        if self._formats is None:
+            names = self._control_query("SELECT lower(name) FROM system.formats WHERE is_output")
+            self._formats = frozenset(names.decode().split())
+        if fmt.lower() not in self._formats:
+            raise QueryError(73, f"unknown output format {fmt!r} (UNKNOWN_FORMAT)")
 
     async def execute(self, req: ReadRequest) -> Answer:
         if self.slots.locked():
             raise QueryError(TOO_MANY_QUERIES_CODE, _BUSY)
+        await self.slots.acquire()
         loop = asyncio.get_running_loop()
-        tag = f"opens-reader-{uuid.uuid4().hex}"
-        async with self.slots:
-            work = loop.run_in_executor(self.pool, self._run, req, tag)
-            try:
-                return await asyncio.shield(work)
-            except asyncio.CancelledError:
-                # The client went away: stop the query rather than let it hold a slot.
-                log.info("query endpoint: client gone, killing its query")
-                await loop.run_in_executor(self.pool, self._kill, tag)
-                raise
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader")
+        session = _ChdbSession(self, req, f"opens-reader-{uuid.uuid4().hex}")
+
+        finished = False
+
+        def finish() -> None:
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            if not session.exhausted:
+                # The client left or the answer was cut: stop the query now, from another
+                # connection (the request's own thread may be inside the engine call).
+                self._killer.submit(self.kill, session.tag)
+            # Queued behind whatever call is still running: the slot frees when the engine does.
+            thread.submit(session.close).add_done_callback(
+                lambda _: loop.call_soon_threadsafe(self.slots.release)
+            )
+            thread.shutdown(wait=False)
+
+        try:
+            fmt, first = await asyncio.shield(loop.run_in_executor(thread, session.open))
+        except BaseException:
+            finish()
+            raise
+        chunks = self._chunks(loop, thread, session, first, finish)
+        return Answer(fmt=fmt, chunks=chunks, release=finish)
+
+    async def _chunks(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        thread: ThreadPoolExecutor,
+        session: _ChdbSession,
+        first: bytes,
+        finish: Callable[[], None],
+    ) -> AsyncGenerator[bytes, None]:
+        cap, sent = self.limits.max_result_bytes, 0
+        chunk: bytes | None = first
+        try:
+            while chunk is not None:
+                sent += len(chunk)
+                if sent > cap:
+                    # Headers are gone: say it the way ClickHouse does mid-answer, and stop.
+                    yield f"\nCode: 396. DB::Exception: the answer exceeds {cap} bytes".encode()
+                    return
+                if chunk:
+                    yield chunk
+                try:
+                    chunk = await asyncio.shield(loop.run_in_executor(thread, session.next))
+                except QueryError as exc:
+                    yield f"\nCode: {exc.code}. DB::Exception: {exc.message}\n".encode()
+                    return
+        finally:
+            finish()
 
     async def close(self) -> None:
-        if self._control is not None:
-            self._control.close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self._killer.shutdown(wait=True)
+        with self._control_lock:
+            if self._control is not None:
+                self._control.close()
+                self._control = None
 
 
 class ServerReaders:
@@ -171,6 +276,7 @@ class ServerReaders:
     def __init__(self, url: str, database: str, limits: ReaderLimits, concurrency: int = 4) -> None:
         parts = urlsplit(url)
         self.slots = asyncio.Semaphore(concurrency)
+        self._closing: set[asyncio.Future[None]] = set()
         self.base = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
         self.auth = (parts.username or "default", parts.password or "")
         self.database = database
@@ -217,17 +323,33 @@ class ServerReaders:
             await resp.aclose()
             raise _as_query_error(Exception(text))
 
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                # Closing the connection cancels the server's query (cancel_http_readonly_…).
+                closing = asyncio.ensure_future(resp.aclose())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+                self.slots.release()
+
         async def chunks() -> AsyncGenerator[bytes, None]:
+            cap, sent = self.limits.max_result_bytes, 0
             try:
                 async for chunk in resp.aiter_raw():
+                    sent += len(chunk)
+                    if sent > cap:
+                        yield f"\nCode: 396. DB::Exception: the answer exceeds {cap} bytes".encode()
+                        return
                     yield chunk
             finally:
-                await resp.aclose()  # closing the connection cancels the server's query
-                self.slots.release()
+                release()
 
         keep = ("X-ClickHouse-Summary", "X-ClickHouse-Timezone")
         headers = {k: resp.headers[k] for k in keep if k in resp.headers}
-        return Answer(fmt=fmt, chunks=chunks(), headers=headers)
+        return Answer(fmt=fmt, chunks=chunks(), headers=headers, release=release)
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -21,6 +21,31 @@ READONLY_SETTING = ("readonly", "1")
 
 # Root nodes of statements that only read (ClickHouse's AST class names, prefix match).
 _READING_ROOTS = ("Select", "Show", "Describe", "Exists", "Explain")
+# System tables that show other sessions' queries (the writer's, other analysts' parameters) or
+# the process's internals; everything runs as one user in chDB, so the engine cannot tell them
+# apart. SHOW PROCESSLIST is the same table.
+PRIVATE_SYSTEM_TABLES = frozenset(
+    {
+        "processes",
+        "query_log",
+        "query_thread_log",
+        "query_views_log",
+        "query_metric_log",
+        "processors_profile_log",
+        "text_log",
+        "trace_log",
+        "stack_trace",
+        "session_log",
+        "opentelemetry_span_log",
+        "asynchronous_insert_log",
+        "asynchronous_inserts",
+        "crash_log",
+        "error_log",
+        "blob_storage_log",
+        "s3queue_log",
+        "user_processes",
+    }
+)
 _NODE = re.compile(r"^( *)(\w+)(?: (\S+))?")
 
 
@@ -48,11 +73,11 @@ class ReaderLimits:
             ("result_overflow_mode", "throw"),
             ("max_threads", str(self.max_threads)),
             ("log_comment", tag),
+            ("allow_introspection_functions", "0"),
         ]
         if embedded:
-            # chDB-only powers of the in-process engine: reading the caller's Python objects,
-            # and introspection of the process's memory.
-            out += [("allow_python_table_function", "0"), ("allow_introspection_functions", "0")]
+            # chDB-only: reading the caller's Python objects.
+            out.append(("allow_python_table_function", "0"))
         else:
             out.append(("cancel_http_readonly_queries_on_client_close", "1"))
         return [*out, READONLY_SETTING]
@@ -68,8 +93,8 @@ def ast_refusal(ast: str) -> str | None:
     if not lines:
         return "the statement could not be analysed"
     root_indent, root = lines[0].group(1), lines[0].group(2)
-    if not root.startswith(_READING_ROOTS):
-        return f"{root.removesuffix('Query')} is not a reading statement"
+    if not root.startswith(_READING_ROOTS) or root == "ShowProcesslistQuery":
+        return f"{root.removesuffix('Query')} is not a reading statement for this endpoint"
     # DESCRIBE (and EXPLAIN) of a table function infers its structure by reading it, a path
     # on which readonly does not stop the table function (a file, a URL: server-side requests).
     inspects = root.startswith(("Describe", "Explain"))
@@ -86,7 +111,15 @@ def ast_refusal(ast: str) -> str | None:
             return "the file() function reads the server's files"
         if inspects and node == "Function" and parent == "TableExpression":
             return f"describing the table function {name}() reaches outside the database"
+        if node == "Function" and parent == "TableExpression" and name.lower() == "merge":
+            return "merge() can read other sessions' system tables"
+        if node == "TableIdentifier" and name.removeprefix("system.") in _private(name):
+            return f"{name} shows other sessions' queries"
     return None
+
+
+def _private(name: str) -> frozenset[str]:
+    return PRIVATE_SYSTEM_TABLES if name.startswith("system.") else frozenset()
 
 
 def trailing_format(canonical: str) -> str | None:

@@ -39,7 +39,21 @@ _CONTENT_TYPES = {
     "Arrow": "application/octet-stream",
     "Parquet": "application/octet-stream",
 }
-_STATUS = {164: 403, 202: 503, 62: 400, 47: 400, 46: 400, 60: 404, 81: 404, 159: 504, 241: 507}
+_STATUS = {
+    164: 403,
+    202: 503,
+    62: 400,
+    47: 400,
+    46: 400,
+    36: 400,
+    27: 400,
+    73: 400,
+    60: 404,
+    81: 404,
+    159: 504,
+    241: 507,
+}
+_BODY_ENCODINGS = frozenset({"identity", "gzip", "deflate", "br", "zstd"})  # aiohttp decodes these
 DASHBOARD_PATH = "/dashboard"
 STATIC = ("index.html", "dashboard.js", "dashboard.css")
 _SECURITY_HEADERS = {
@@ -67,7 +81,8 @@ def _read_request(request: web.Request, body: str) -> ReadRequest | web.Response
     sql = "\n".join(p for p in (q.get("query", ""), body) if p.strip()).strip()
     database = q.get("database") or request.headers.get("X-ClickHouse-Database") or None
     fmt = q.get("default_format") or request.headers.get("X-ClickHouse-Format") or "TabSeparated"
-    if database is not None and not _IDENT.match(database):
+    if database is not None and (not _IDENT.match(database) or database == "system"):
+        # system is refused as a default database: its private tables are judged by name.
         return _error(400, 81, f"invalid database name {database[:64]!r}")
     if not _IDENT.match(fmt):
         return _error(400, 73, f"invalid format name {fmt[:64]!r}")
@@ -100,6 +115,8 @@ async def _respond(request: web.Request, answer: Answer) -> web.StreamResponse:
         return resp
     finally:
         await answer.chunks.aclose()  # also when the client went away mid-answer
+        if answer.release is not None:
+            answer.release()
 
 
 def _guard_middleware(guard: Guard) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -124,7 +141,15 @@ def _guard_middleware(guard: Guard) -> Callable[..., Awaitable[web.StreamRespons
 
 def build_app(backend: QueryBackend, guard: Guard) -> web.Application:
     async def query(request: web.Request) -> web.StreamResponse:
-        raw = await request.read() if request.can_read_body else b""
+        encoding = request.headers.get("Content-Encoding", "identity").lower()
+        if encoding not in _BODY_ENCODINGS:
+            return _error(400, 48, f"unsupported Content-Encoding {encoding[:32]!r}")
+        try:
+            raw = await request.read() if request.can_read_body else b""
+        except web.HTTPException:
+            raise  # 413: the body is larger than a query may be
+        except Exception as exc:
+            return _error(400, 27, f"cannot read the request body: {str(exc)[:200]}")
         parsed = _read_request(request, raw.decode("utf-8", errors="replace"))
         if isinstance(parsed, web.Response):
             return parsed

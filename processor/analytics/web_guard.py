@@ -16,11 +16,14 @@ import base64
 import binascii
 import hmac
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+_SAFE_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
 def is_loopback(host: str) -> bool:
@@ -33,7 +36,9 @@ def is_loopback(host: str) -> bool:
 
 
 def _hostname(authority: str) -> str:
-    """``name`` of ``name:port`` or ``[v6]:port``, lower case; ``""`` when unparsable."""
+    """``name`` of ``name:port`` or ``[v6]:port``, lower case; ``""`` for anything else."""
+    if not _AUTHORITY.fullmatch(authority):
+        return ""
     try:
         return (urlsplit(f"//{authority}").hostname or "").lower()
     except ValueError:
@@ -63,14 +68,13 @@ class Guard:
 
     def cross_site(self, headers: Mapping[str, str]) -> str | None:
         """Why a request is a cross-site one a browser made, or ``None``."""
-        site = headers.get("Sec-Fetch-Site", "").lower()
-        if site in {"cross-site", "same-site"}:
-            return f"Sec-Fetch-Site: {site}"
+        site = headers.get("Sec-Fetch-Site")
+        if site is not None and {s.strip().lower() for s in site.split(",")} - _SAFE_FETCH_SITES:
+            return f"Sec-Fetch-Site: {site[:40]}"
         origin = headers.get("Origin")
         if origin is None:
             return None
-        parts = urlsplit(origin) if origin != "null" else None
-        if parts is None or parts.netloc.lower() != headers.get("Host", "").lower():
+        if origin.lower() != f"http://{headers.get('Host', '')}".lower():
             return f"Origin {origin[:100]!r} is not this server"
         return None
 

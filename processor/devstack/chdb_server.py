@@ -224,6 +224,8 @@ class Engine:
             self._raw(
                 f"USE `{(database or 'default').replace('`', '')}`", "TabSeparated", conn=conn
             )
+            # A server has no Python objects to read: chDB's python() table function stays off.
+            self._raw("SET allow_python_table_function = 0", "TabSeparated", conn=conn)
             for key, value in settings.items():
                 self._raw(f"SET {key} = {_quote(value)}", "TabSeparated", conn=conn)
             return self._statement(conn, text, default_format, params)
