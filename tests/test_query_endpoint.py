@@ -31,6 +31,7 @@ from processor.analytics.web_guard import Guard
 from processor.devstack.chdb_server import ChdbServer
 from processor.devstack.process import free_port
 from processor.errors import OpensError
+from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
 from tests.factories import generate, write
 
@@ -424,6 +425,9 @@ def test_authentication_in_clickhouse_s_forms(chdb_client: Any, seeded: str) -> 
             host="127.0.0.1", port=endpoint.port, username="analyst", password="s3cr:et"
         )
         assert remote.command("SELECT 2") == 2
+        # What `opens report` does while the worker holds chDB: credentials in the URL.
+        url = f"http://analyst:{urllib.parse.quote('s3cr:et', safe='')}@127.0.0.1:{endpoint.port}"
+        assert connect(ClickHouseTarget(url, seeded)).command("SELECT 3") == 3
     finally:
         endpoint.stop()
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -278,7 +278,7 @@ class ServerReaders:
         self.slots = asyncio.Semaphore(concurrency)
         self._closing: set[asyncio.Future[None]] = set()
         self.base = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
-        self.auth = (parts.username or "default", parts.password or "")
+        self.auth = (unquote(parts.username or "default"), unquote(parts.password or ""))
         self.database = database
         self.limits = limits
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(limits.max_execution_seconds + 30))

@@ -6,7 +6,7 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from processor.errors import OpensError
 
@@ -49,8 +49,9 @@ def connect(target: ClickHouseTarget) -> Any:
         return clickhouse_connect.get_client(
             host=parts.hostname or "localhost",
             port=parts.port or (8443 if parts.scheme == "https" else 8123),
-            username=parts.username or "default",
-            password=parts.password or "",
+            # Percent-encoded in the URL, as any URL's credentials are.
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
             secure=parts.scheme == "https",
         )
     except Exception as exc:
