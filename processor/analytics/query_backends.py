@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -157,7 +157,7 @@ class ChdbReaders:
     ) -> None:
         import chdb
 
-        self._connect: Any = chdb.connect
+        self._connect: Any = cast(Any, chdb.connect)  # typed in some chdb builds, not in others
         self.path = path if path.startswith(":memory:") else os.path.realpath(path)
         self.database = database
         self.limits = limits

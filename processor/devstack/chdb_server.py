@@ -41,7 +41,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from processor.devstack.process import ManagedProcess, port_is_free
 from processor.errors import StackError
@@ -188,7 +188,8 @@ class Engine:
         import chdb
 
         path.mkdir(parents=True, exist_ok=True)
-        self._connect: Any = chdb.connect  # typed in some chdb 4.4 builds, not in others
+        # Typed in some chdb 4.4 builds, untyped in others: call it through Any either way.
+        self._connect: Any = cast(Any, chdb.connect)
         self.path = str(path)
         self.conn = self._connect(self.path)
         self.tmp = path / "http-inserts"

@@ -12,18 +12,16 @@ S3's ``InternalError``. Clients use it as their S3 endpoint
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 
-from processor.devstack.process import free_port
+from processor.devstack.loopback_proxy import HOP_BY_HOP, LoopbackProxy
 
 __all__ = ["FlakyS3Proxy"]
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 INTERNAL_ERROR = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
     b"<Message>We encountered an internal error. Please try again.</Message></Error>"
@@ -32,30 +30,22 @@ Fault = Literal["reset", "stall", "500"]
 
 
 @dataclass
-class FlakyS3Proxy:
+class FlakyS3Proxy(LoopbackProxy):
     """Run with ``start()`` (a background thread with its own event loop), ``stop()`` at the end.
 
     ``faults`` maps ``/bucket/key`` to how many of its next GetObject calls fail (``mode``);
     ``gets`` counts the GetObject calls seen per key, ``failed`` those that were made to fail.
     """
 
-    upstream: str
+    NAME = "flaky S3 proxy"
+    MAX_BODY = 64 * 1024 * 1024
+    AUTO_DECOMPRESS = False
+
     mode: Fault = "reset"
     faults: dict[str, int] = field(default_factory=dict)
     stall_seconds: float = 5.0
-    host: str = "127.0.0.1"
-    port: int = 0
     gets: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
-    _thread: threading.Thread | None = field(default=None, init=False)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
-    _ready: threading.Event = field(default_factory=threading.Event, init=False)
-    _stopping: asyncio.Event | None = field(default=None, init=False)
-    _session: ClientSession | None = field(default=None, init=False)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def _fault_for(self, request: web.Request) -> Fault | None:
         # GetObject: GET of /bucket/key without a sub-resource (a listing has ``?list-type``).
@@ -92,41 +82,3 @@ class FlakyS3Proxy:
         if request.transport is not None:
             request.transport.abort()  # the connection reset mid-body
         return cut
-
-    async def _serve(self) -> None:
-        self._session = ClientSession(timeout=ClientTimeout(total=30), auto_decompress=False)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._stopping = asyncio.Event()
-        self._ready.set()
-        try:
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
-            await self._session.close()
-
-    def start(self) -> FlakyS3Proxy:
-        if self.port == 0:
-            self.port = free_port(self.host)
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._serve())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="s3-faults", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            msg = "the flaky S3 proxy did not start"
-            raise RuntimeError(msg)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join(10)
