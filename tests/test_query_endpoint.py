@@ -355,7 +355,7 @@ def test_a_query_that_ignores_its_kill_keeps_its_slot(chdb_client: Any, seeded: 
     )
     try:
         slow = (
-            b"SELECT editDistance(repeat('a', 50000), repeat('b', 50000 - number)) FROM numbers(2)"
+            b"SELECT editDistance(repeat('a', 60000), repeat('b', 60000 - number)) FROM numbers(2)"
         )
         with pytest.raises(OSError):
             urllib.request.urlopen(

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _CODE = re.compile(r"Code: (\d+)")
 READONLY_CODE = 164
 HEAD_BYTES = 1 << 20
+SLOT_WAIT_SECONDS = 1.0
 _BUSY = "too many simultaneous queries on the read-only endpoint; retry shortly"
 TOO_MANY_QUERIES_CODE = 202
 
@@ -52,6 +53,15 @@ def _as_query_error(exc: Exception) -> QueryError:
     text = str(exc).strip()
     m = _CODE.search(text)
     return QueryError(int(m.group(1)) if m else 1000, text)
+
+
+async def _take(slots: asyncio.Semaphore) -> None:
+    """A reader slot; a request waits a moment for one (a client's previous query may be just
+    letting its slot go), then is refused like ClickHouse's TOO_MANY_SIMULTANEOUS_QUERIES."""
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout=SLOT_WAIT_SECONDS)
+    except TimeoutError:
+        raise QueryError(TOO_MANY_QUERIES_CODE, _BUSY) from None
 
 
 def _check(ast: str) -> None:
@@ -199,9 +209,7 @@ class ChdbReaders:
             raise QueryError(73, f"unknown output format {fmt!r} (UNKNOWN_FORMAT)")
 
     async def execute(self, req: ReadRequest) -> Answer:
-        if self.slots.locked():
-            raise QueryError(TOO_MANY_QUERIES_CODE, _BUSY)
-        await self.slots.acquire()
+        await _take(self.slots)
         loop = asyncio.get_running_loop()
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader")
         session = _ChdbSession(self, req, f"opens-reader-{uuid.uuid4().hex}")
@@ -296,9 +304,7 @@ class ServerReaders:
         return resp.text
 
     async def execute(self, req: ReadRequest) -> Answer:
-        if self.slots.locked():
-            raise QueryError(TOO_MANY_QUERIES_CODE, _BUSY)
-        await self.slots.acquire()
+        await _take(self.slots)
         try:
             return await self._execute(req)
         except BaseException:
