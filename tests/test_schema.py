@@ -127,7 +127,13 @@ def test_upgrade_to_the_suppression_list_moves_no_number(
     )
     before = generate(random.Random(10), 400, ["upgrade", "other"])
     write(chdb_client, ch_database, before, before[::4], table="hits")
-    views = ("campaign_summary", "opens_timeline", "opens_by_client", "opens_by_country")
+    views = (
+        "campaign_summary",
+        "opens_timeline",
+        "opens_by_hour_of_day",
+        "opens_by_client",
+        "opens_by_country",
+    )
 
     def numbers() -> dict[str, list[tuple[Any, ...]]]:
         return {
@@ -138,6 +144,16 @@ def test_upgrade_to_the_suppression_list_moves_no_number(
     old = numbers()
     assert [m.version for m in apply_migrations(chdb_client, ch_database)] == [10]
     assert numbers() == old
+
+    # `SELECT *` moves rows from hits_ingest to hits: the two must keep the same columns.
+    def columns(table: str) -> list[tuple[Any, ...]]:
+        return chdb_client.query(
+            "SELECT name, type FROM system.columns "
+            "WHERE database = {db:String} AND table = {t:String} ORDER BY position",
+            parameters={"db": ch_database, "t": table},
+        ).result_rows
+
+    assert columns("hits") and columns("hits_ingest") == columns("hits")
     write(chdb_client, ch_database, before[::3])  # replays through hits_ingest
     assert numbers() == old
     check(chdb_client, ch_database, before)

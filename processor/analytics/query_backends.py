@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -80,13 +80,38 @@ class ReadRequest:
 
 @dataclass(frozen=True)
 class Answer:
-    """A finished result, or (from a server) one still streaming in ``chunks``."""
+    """An answer streaming in ``chunks``; ``release()`` (idempotent) frees what the request
+    holds — its slot, its session or connection — and the caller calls it however it ends."""
 
     fmt: str
-    body: bytes = b""
-    chunks: AsyncGenerator[bytes, None] | None = None
+    chunks: AsyncGenerator[bytes, None]
+    release: Callable[[], None]
     headers: dict[str, str] = field(default_factory=dict)
-    release: Callable[[], None] | None = None  # frees the request's resources; idempotent
+
+
+def _once(fn: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            fn()
+
+    return run
+
+
+async def _capped(chunks: AsyncIterator[bytes], cap: int) -> AsyncGenerator[bytes, None]:
+    """``chunks`` up to ``cap`` bytes: ClickHouse's ``max_result_bytes`` counts blocks, not the
+    formatted answer (JSONEachRow repeats every key), so the answer itself is bounded here."""
+    sent = 0
+    async for chunk in chunks:
+        sent += len(chunk)
+        if sent > cap:
+            # Headers are gone: say it the way ClickHouse does mid-answer, and stop.
+            yield f"\nCode: 396. DB::Exception: the answer exceeds {cap} bytes".encode()
+            return
+        yield chunk
 
 
 class QueryBackend(Protocol):
@@ -153,6 +178,24 @@ class _ChdbSession:
                 self.conn.close()
 
 
+async def _chunks(
+    loop: asyncio.AbstractEventLoop,
+    thread: ThreadPoolExecutor,
+    session: _ChdbSession,
+    first: bytes,
+) -> AsyncGenerator[bytes, None]:
+    """The session's answer, each further chunk fetched on the request's own thread."""
+    chunk: bytes | None = first
+    while chunk is not None:
+        if chunk:
+            yield chunk
+        try:
+            chunk = await asyncio.shield(loop.run_in_executor(thread, session.next))
+        except QueryError as exc:
+            yield f"\nCode: {exc.code}. DB::Exception: {exc.message}\n".encode()
+            return
+
+
 class ChdbReaders:
     """Reader sessions on this process's embedded engine: a new chDB connection per request.
 
@@ -214,13 +257,8 @@ class ChdbReaders:
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader")
         session = _ChdbSession(self, req, f"opens-reader-{uuid.uuid4().hex}")
 
-        finished = False
-
+        @_once
         def finish() -> None:
-            nonlocal finished
-            if finished:
-                return
-            finished = True
             if not session.exhausted:
                 # The client left or the answer was cut: stop the query now, from another
                 # connection (the request's own thread may be inside the engine call).
@@ -236,35 +274,8 @@ class ChdbReaders:
         except BaseException:
             finish()
             raise
-        chunks = self._chunks(loop, thread, session, first, finish)
+        chunks = _capped(_chunks(loop, thread, session, first), self.limits.max_result_bytes)
         return Answer(fmt=fmt, chunks=chunks, release=finish)
-
-    async def _chunks(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        thread: ThreadPoolExecutor,
-        session: _ChdbSession,
-        first: bytes,
-        finish: Callable[[], None],
-    ) -> AsyncGenerator[bytes, None]:
-        cap, sent = self.limits.max_result_bytes, 0
-        chunk: bytes | None = first
-        try:
-            while chunk is not None:
-                sent += len(chunk)
-                if sent > cap:
-                    # Headers are gone: say it the way ClickHouse does mid-answer, and stop.
-                    yield f"\nCode: 396. DB::Exception: the answer exceeds {cap} bytes".encode()
-                    return
-                if chunk:
-                    yield chunk
-                try:
-                    chunk = await asyncio.shield(loop.run_in_executor(thread, session.next))
-                except QueryError as exc:
-                    yield f"\nCode: {exc.code}. DB::Exception: {exc.message}\n".encode()
-                    return
-        finally:
-            finish()
 
     async def close(self) -> None:
         self._killer.shutdown(wait=True)
@@ -329,33 +340,18 @@ class ServerReaders:
             await resp.aclose()
             raise _as_query_error(Exception(text))
 
-        released = False
-
+        @_once
         def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                # Closing the connection cancels the server's query (cancel_http_readonly_…).
-                closing = asyncio.ensure_future(resp.aclose())
-                self._closing.add(closing)
-                closing.add_done_callback(self._closing.discard)
-                self.slots.release()
-
-        async def chunks() -> AsyncGenerator[bytes, None]:
-            cap, sent = self.limits.max_result_bytes, 0
-            try:
-                async for chunk in resp.aiter_raw():
-                    sent += len(chunk)
-                    if sent > cap:
-                        yield f"\nCode: 396. DB::Exception: the answer exceeds {cap} bytes".encode()
-                        return
-                    yield chunk
-            finally:
-                release()
+            # Closing the connection cancels the server's query (cancel_http_readonly_…).
+            closing = asyncio.ensure_future(resp.aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            self.slots.release()
 
         keep = ("X-ClickHouse-Summary", "X-ClickHouse-Timezone")
         headers = {k: resp.headers[k] for k in keep if k in resp.headers}
-        return Answer(fmt=fmt, chunks=chunks(), headers=headers, release=release)
+        chunks = _capped(resp.aiter_raw(), self.limits.max_result_bytes)
+        return Answer(fmt=fmt, chunks=chunks, release=release, headers=headers)
 
     async def close(self) -> None:
         await self.http.aclose()

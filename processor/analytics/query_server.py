@@ -104,8 +104,6 @@ def _headers(request: web.Request, answer: Answer) -> dict[str, str]:
 
 
 async def _respond(request: web.Request, answer: Answer) -> web.StreamResponse:
-    if answer.chunks is None:
-        return web.Response(body=answer.body, headers=_headers(request, answer))
     try:
         resp = web.StreamResponse(headers=_headers(request, answer))
         await resp.prepare(request)
@@ -115,8 +113,7 @@ async def _respond(request: web.Request, answer: Answer) -> web.StreamResponse:
         return resp
     finally:
         await answer.chunks.aclose()  # also when the client went away mid-answer
-        if answer.release is not None:
-            answer.release()
+        answer.release()
 
 
 def _guard_middleware(guard: Guard) -> Callable[..., Awaitable[web.StreamResponse]]:

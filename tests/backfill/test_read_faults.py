@@ -27,7 +27,7 @@ from processor.backfill.fetch import ReadPolicy
 from processor.backfill.manifest import ManifestEntry, finished_objects, insert_entries
 from processor.devstack.moto import MotoServer
 from processor.devstack.process import free_port
-from processor.devstack.s3_faults import FlakyS3Proxy
+from processor.devstack.s3_faults import Fault, FlakyS3Proxy
 from processor.devstack.stack import DUMMY_AWS
 from tests.backfill.conftest import RunFn, hit_rows, manifest
 from tests.backfill.logs import SECRET, cloudfront_files, make_requests, truth_hits
@@ -92,10 +92,10 @@ def _bucket(moto: str, rnd: random.Random, n: int) -> tuple[str, dict[str, Any],
 
 @pytest.mark.parametrize(("mode", "n"), [("reset", 2), ("500", 2), ("stall", 1)])
 def test_transient_s3_failures_are_retried_and_resumed_within_the_run(
-    proxy: FlakyS3Proxy, run_direct: RunFn, chdb_client: Any, backfill_db: str, mode: str, n: int
+    proxy: FlakyS3Proxy, run_direct: RunFn, chdb_client: Any, backfill_db: str, mode: Fault, n: int
 ) -> None:
     bucket, files, reqs = _bucket(proxy.upstream, random.Random(31), 1200)
-    proxy.mode = mode  # type: ignore[assignment]
+    proxy.mode = mode
     proxy.stall_seconds = 3  # the client gives up reading after 1 s
     for key in files:
         proxy.faults[f"/{bucket}/{key}"] = n  # the first n GetObject calls of every object fail

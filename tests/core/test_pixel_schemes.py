@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from processor.core.fields import DEFAULT_REALTIME_FIELDS
 from processor.core.hit import Hit
 from processor.core.pixel import (
     AmbiguousValueError,
+    Scheme,
     Signer,
     _v2_message,
     pixel_query_values,
@@ -68,12 +70,12 @@ def test_v1_is_still_design_section_3() -> None:
 
 @SETTINGS
 @given(nonempty, nonempty, values, st.sampled_from(["v1", "v2"]))
-def test_sign_url_decode_is_valid(sid: str, cid: str, cat: str, scheme: str) -> None:
+def test_sign_url_decode_is_valid(sid: str, cid: str, cat: str, scheme: Scheme) -> None:
     if scheme == "v1" and "\n" in sid + cid + cat:
         with pytest.raises(AmbiguousValueError):
             pixel_url(BASE, sid, cid, cat, secret=SECRET, scheme="v1")
         return
-    url = pixel_url(BASE, sid, cid, cat, secret=SECRET, scheme=scheme)  # type: ignore[arg-type]
+    url = pixel_url(BASE, sid, cid, cat, secret=SECRET, scheme=scheme)
     assert _decoded(url) == "valid"
 
 
@@ -144,7 +146,7 @@ _WANT = {"unsigned": "missing", "legacy": "missing", "v1": "valid", "v2": "valid
 _WANT |= {"v1-newline": "invalid", "forged": "invalid"}
 
 
-def _decoders(ctx: DecodeContext) -> dict[str, object]:
+def _decoders(ctx: DecodeContext) -> dict[str, Callable[[Req], object]]:
     return {
         "realtime": lambda r: RealtimeDecoder(ctx=ctx, classifier=CLASSIFIER).decode(
             realtime_record(r, DEFAULT_REALTIME_FIELDS)
@@ -167,7 +169,7 @@ def _decoders(ctx: DecodeContext) -> dict[str, object]:
 @pytest.mark.parametrize("path", sorted(_decoders(DecodeContext())))
 def test_signature_on_every_path(require: bool, kind: str, path: str) -> None:
     ctx = DecodeContext(secrets=(SECRET,), require_signature=require)
-    hit = _decoders(ctx)[path](_REQ[kind])  # type: ignore[operator]
+    hit = _decoders(ctx)[path](_REQ[kind])
     assert isinstance(hit, Hit), hit
     want = _WANT[kind]
     if require and want == "missing":
@@ -205,18 +207,18 @@ def _jinja_render(text: str, sid: str, autoescape: bool) -> str:
 @SETTINGS
 @given(nonempty, values, values, st.sampled_from(["v1", "v2"]), st.booleans())
 def test_jinja_snippet_renders_exactly_the_url(
-    sid: str, cid: str, cat: str, scheme: str, autoescape: bool
+    sid: str, cid: str, cat: str, scheme: Scheme, autoescape: bool
 ) -> None:
     if scheme == "v1" and "\n" in cid + cat:
         with pytest.raises(AmbiguousValueError):
             snippet("jinja", BASE, cid, cat, scheme="v1")
         return
-    text = snippet("jinja", BASE, cid, cat, scheme=scheme)  # type: ignore[arg-type]
+    text = snippet("jinja", BASE, cid, cat, scheme=scheme)
     if scheme == "v1" and "\n" in sid:
         with pytest.raises(ValueError, match="newline"):
             _jinja_render(text, sid, autoescape)
         return
-    want = pixel_url(BASE, sid, cid, cat, secret=SECRET, scheme=scheme)  # type: ignore[arg-type]
+    want = pixel_url(BASE, sid, cid, cat, secret=SECRET, scheme=scheme)
     assert _jinja_render(text, sid, autoescape) == want
 
 
@@ -250,11 +252,11 @@ def _ruby_value(body: str) -> str:
 
 @SETTINGS
 @given(values, values, st.sampled_from(["v1", "v2"]))
-def test_erb_snippet_cannot_be_broken_out_of(cid: str, cat: str, scheme: str) -> None:
+def test_erb_snippet_cannot_be_broken_out_of(cid: str, cat: str, scheme: Scheme) -> None:
     if scheme == "v1" and "\n" in cid + cat:
         return
-    text = snippet("erb", BASE, cid, cat, scheme=scheme)  # type: ignore[arg-type]
-    plain = snippet("erb", BASE, "c", "k", scheme=scheme)  # type: ignore[arg-type]
+    text = snippet("erb", BASE, cid, cat, scheme=scheme)
+    plain = snippet("erb", BASE, "c", "k", scheme=scheme)
     # The snippet's own tags only: no value opens or closes one.
     assert (text.count("<%"), text.count("%>")) == (plain.count("<%"), plain.count("%>"))
     literal = text.split("opens_key,\n")[1].split('")\n   opens_sig')[0].lstrip()[1:]
