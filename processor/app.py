@@ -36,6 +36,7 @@ from processor.offsets import offset_key, subscriber_key
 from processor.settings import Settings
 from processor.sinks.clickhouse.client import ClickHouseTarget, connect
 from processor.sinks.clickhouse.schema import apply_migrations
+from processor.sinks.clickhouse.seal import seal_quiet_days
 from processor.sinks.clickhouse.sink import ClickHouseSink
 from processor.sources.checkpoints import KafkaCheckpoints, shard_partition
 from processor.sources.kinesis import KinesisSource, SourceRecord, kinesis_client
@@ -309,6 +310,28 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     async def refresh_suppression() -> None:
         """Forgotten subscribers: the worker's copy of the list (processor.worker_suppression)."""
         await suppression.refresh()
+
+    sealer: dict[str, Any] = {}
+
+    def seal_now() -> None:
+        if "client" not in sealer:
+            sealer["client"] = open_client()
+        done = seal_quiet_days(
+            sealer["client"], target.database, margin_seconds=settings.seal_margin_seconds
+        )
+        if done.days:
+            log.info("sealed %d quiet day(s): %s", len(done.days), done.days[-1])
+
+    @app.timer(interval=max(1.0, settings.seal_interval_seconds))
+    async def seal_quiet_days_timer() -> None:
+        """Quiet days' counts, sealed so the views read a month cheaply (migration 0011)."""
+        if settings.seal_interval_seconds <= 0:
+            return
+        try:
+            await asyncio.to_thread(seal_now)
+        except Exception as exc:  # ClickHouse unreachable: views stay exact, only slower
+            sealer.pop("client", None)
+            log.warning("quiet days not sealed: %r", exc)
 
     @app.timer(interval=max(2.0, settings.sink_flush_seconds))
     async def seek_back_idle_partitions() -> None:

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     hits_ttl_days: int = Field(
         0, ge=0, description="retention of raw hits in days (0 = keep); aggregates are kept"
     )
+    seal_interval_seconds: float = Field(
+        60.0, ge=0, description="how often the worker seals quiet days' counts (0 = never)"
+    )
+    seal_margin_seconds: int = Field(
+        300, ge=0, description="a day is sealed once it has had no new row for this long"
+    )
     query_host: str = Field("127.0.0.1", description="read-only ClickHouse-compatible endpoint")
     query_port: int = Field(8124, ge=1, le=65535)
 

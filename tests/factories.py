@@ -77,42 +77,70 @@ def generate(rnd: random.Random, n: int, campaigns: list[str]) -> list[Hit]:
     return hits
 
 
-def truth(sightings: list[Hit]) -> dict[str, dict[str, Any]]:
-    """Counts over distinct request ids; first/last open over every sighting of a request
-    (the standard log has whole seconds, the real-time log milliseconds)."""
-    out: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {
-            "opens": set(),
-            "machine": set(),
-            "invalid": set(),
-            "uniq": set(),
-            "human": set(),
-            "ts": [],
-        }
-    )
+def quality(h: Hit) -> int:
+    """How rich a copy of a request is: real time's milliseconds, then a country."""
+    return 2 * (h.source == "realtime") + (h.country != "")
+
+
+def first_key(h: Hit) -> tuple[int, int, int]:
+    """Copies of one request in the order the schema prefers them: earliest second, richest."""
+    return (h.ts_ms // 1000, -quality(h), h.ts_ms % 1000)
+
+
+def last_key(h: Hit) -> tuple[int, int, int]:
+    return (h.ts_ms // 1000, quality(h), h.ts_ms % 1000)
+
+
+def canonical(sightings: list[Hit]) -> list[Hit]:
+    """One row per request: of its copies (same campaign, subscriber, id and UTC day), the
+    earliest second, then the richest copy, then the earliest millisecond."""
+    best: dict[tuple[str, str, str, int], Hit] = {}
     for h in sightings:
+        key = (h.cid or "", h.sid or "", h.request_id, h.ts_ms // 86_400_000)
+        if key not in best or first_key(h) < first_key(best[key]):
+            best[key] = h
+    return list(best.values())
+
+
+def truth(sightings: list[Hit]) -> dict[str, dict[str, Any]]:
+    """Counts over the canonical row of each request; a campaign appears with countable opens
+    (forged hits alone make no campaign row); first/last open from the richest copy."""
+    out: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"opens": 0, "machine": 0, "invalid": 0, "uniq": set(), "human": set()}
+    )
+    for h in canonical(sightings):
         c = out[h.cid or ""]
         if h.signature == "invalid":
-            c["invalid"].add(h.request_id)
+            c["invalid"] += 1
             continue
-        c["opens"].add(h.request_id)
+        c["opens"] += 1
         c["uniq"].add(h.sid)
-        c["ts"].append(h.ts_ms)
         if h.machine:
-            c["machine"].add(h.request_id)
+            c["machine"] += 1
         else:
             c["human"].add(h.sid)
+    firsts: dict[str, Hit] = {}
+    lasts: dict[str, Hit] = {}
+    for h in sightings:
+        if h.signature == "invalid":
+            continue
+        cid = h.cid or ""
+        if cid not in firsts or first_key(h) < first_key(firsts[cid]):
+            firsts[cid] = h
+        if cid not in lasts or last_key(h) > last_key(lasts[cid]):
+            lasts[cid] = h
     return {
         cid: {
-            "opens": len(c["opens"]),
+            "opens": c["opens"],
             "unique_opens": len(c["uniq"]),
             "human_unique_opens": len(c["human"]),
-            "machine_opens": len(c["machine"]),
-            "invalid_hits": len(c["invalid"]),
-            "first_open_at": min(c["ts"]) if c["ts"] else None,
-            "last_open_at": max(c["ts"]) if c["ts"] else None,
+            "machine_opens": c["machine"],
+            "invalid_hits": c["invalid"],
+            "first_open_at": firsts[cid].ts_ms,
+            "last_open_at": lasts[cid].ts_ms,
         }
         for cid, c in out.items()
+        if c["opens"]
     }
 
 

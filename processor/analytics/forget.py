@@ -3,8 +3,9 @@ their hits again.
 
 Forgetting puts the subscriber on the suppression list first, so that no later write brings them
 back (processor.suppression explains the mechanism and the race with writers in flight), then
-erases what is stored and rebuilds the aggregates those hits touched, keeping every number exact
-for everyone else.
+erases what is stored: their raw hits and per-subscriber state. The days those hits fell on are
+marked changed, so the views count them from the remaining rows until they are sealed again
+(processor.sinks.clickhouse.seal): every number stays exact for everyone else.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from processor.errors import OpensError
+from processor.sinks.clickhouse.seal import mark_changed
 
 SYNC = {"mutations_sync": 2, "lightweight_deletes_sync": 2}
 PASSES = 3  # delete passes before giving up on rows that keep reappearing
@@ -23,7 +25,7 @@ PASSES = 3  # delete passes before giving up on rows that keep reappearing
 class Forgotten:
     hits: int
     first_opens: int
-    minutes_rebuilt: int
+    days_recounted: int
     waited_for_inserts: int = 0
 
 
@@ -91,7 +93,7 @@ def forget_subscriber(
         done = erase_subscriber(client, database, sid)
         hits += done.hits
         firsts += done.first_opens
-        minutes += done.minutes_rebuilt
+        minutes += done.days_recounted
         if not _left(client, database, sid):
             return Forgotten(hits, firsts, minutes, waited)
     msg = f"rows of subscriber {sid!r} reappeared after {PASSES} erasures"
@@ -112,19 +114,19 @@ def _left(client: Any, database: str, sid: str) -> int:
     return int(
         client.command(
             "SELECT (SELECT count() FROM {db:Identifier}.hits WHERE sid = {sid:String}) + "
-            "(SELECT count() FROM {db:Identifier}.first_opens WHERE sid = {sid:String})",
+            "(SELECT count() FROM {db:Identifier}.opener_state WHERE sid = {sid:String})",
             parameters=p,
         )
     )
 
 
 def erase_subscriber(client: Any, database: str, sid: str) -> Forgotten:
-    """Delete the subscriber's raw hits and first opens, then rebuild the per-minute aggregate
-    rows those hits touched from the hits that remain.
+    """Delete the subscriber's raw hits and opener state, and mark the days of those hits
+    changed (before and after the delete, so no seal taken meanwhile is read as current).
 
-    The aggregates hold request-id sets, never subscriber ids; rebuilding the touched minutes
-    removes the subscriber's requests from them too. A minute whose raw hits already expired
-    (``OPENS_HITS_TTL_DAYS``) cannot be rebuilt: its anonymous counts stay as they were.
+    Sealed counts hold no subscriber ids; the marked days are counted from the remaining rows
+    until sealed again. A day whose raw hits already expired (``OPENS_HITS_TTL_DAYS``) keeps
+    its sealed anonymous counts.
     """
     p = {"db": database, "sid": sid}
     n_hits = int(
@@ -134,43 +136,26 @@ def erase_subscriber(client: Any, database: str, sid: str) -> Forgotten:
     )
     n_first = int(
         client.command(
-            "SELECT count() FROM (SELECT cid FROM {db:Identifier}.first_opens "
+            "SELECT count() FROM (SELECT cid FROM {db:Identifier}.opener_state "
             "WHERE sid = {sid:String} GROUP BY cid)",
             parameters=p,
         )
     )
-    keys = client.query(
-        "SELECT DISTINCT cid, toStartOfMinute(ts) FROM {db:Identifier}.hits "
-        "WHERE sid = {sid:String}",
-        parameters=p,
-    ).result_rows
+    days = [
+        r[0]
+        for r in client.query(
+            "SELECT DISTINCT toDate(ts) FROM {db:Identifier}.hits WHERE sid = {sid:String}",
+            parameters=p,
+        ).result_rows
+    ]
+    mark_changed(client, database, days)
     client.command(
         "DELETE FROM {db:Identifier}.hits WHERE sid = {sid:String}", parameters=p, settings=SYNC
     )
     client.command(
-        "ALTER TABLE {db:Identifier}.first_opens DELETE WHERE sid = {sid:String}",
+        "ALTER TABLE {db:Identifier}.opener_state DELETE WHERE sid = {sid:String}",
         parameters=p,
         settings=SYNC,
     )
-    if keys:
-        kp = {"db": database, "keys": [(k[0], k[1]) for k in keys]}
-        client.command(
-            "ALTER TABLE {db:Identifier}.opens_by_minute DELETE "
-            "WHERE (cid, minute) IN {keys:Array(Tuple(String, DateTime('UTC')))}",
-            parameters=kp,
-            settings=SYNC,
-        )
-        # Same expressions as the materialized view (migration 0003), over what remains.
-        client.command(
-            "INSERT INTO {db:Identifier}.opens_by_minute "
-            "SELECT cid, client, device, country, toStartOfMinute(ts) AS minute, max(cat), "
-            "uniqExactStateIf(request_id, signature != 'invalid'), "
-            "uniqExactStateIf(request_id, signature != 'invalid' AND machine = ''), "
-            "uniqExactStateIf(request_id, signature != 'invalid' AND machine != ''), "
-            "uniqExactStateIf(request_id, signature = 'invalid') "
-            "FROM {db:Identifier}.hits "
-            "WHERE (cid, toStartOfMinute(ts)) IN {keys:Array(Tuple(String, DateTime('UTC')))} "
-            "GROUP BY cid, client, device, country, minute",
-            parameters=kp,
-        )
-    return Forgotten(hits=n_hits, first_opens=n_first, minutes_rebuilt=len(keys))
+    mark_changed(client, database, days)
+    return Forgotten(hits=n_hits, first_opens=n_first, days_recounted=len(days))

@@ -76,6 +76,37 @@ def schema_apply(
         console.print(ttl)
 
 
+@schema_app.command("seal")
+def schema_seal(
+    ctx: typer.Context,
+    margin: Annotated[
+        int | None,
+        typer.Option(help="seconds a day must have been quiet (default OPENS_SEAL_MARGIN_SECONDS)"),
+    ] = None,
+) -> None:
+    """Seal quiet days' counts now (the worker does it every OPENS_SEAL_INTERVAL_SECONDS).
+
+    Views are exact either way; a sealed day is read from its counts instead of its raw hits.
+    """
+    from processor.analytics.access import writer_client
+    from processor.sinks.clickhouse.schema import apply_migrations
+    from processor.sinks.clickhouse.seal import seal_quiet_days
+
+    s = settings_from(ctx)
+    client, db = writer_client(s)
+    try:
+        apply_migrations(client, db)
+        done = seal_quiet_days(
+            client,
+            db,
+            margin_seconds=s.seal_margin_seconds if margin is None else margin,
+            on_day=lambda day, n: console.print(f"sealed {day}: {n:,} count rows"),
+        )
+    finally:
+        client.close()
+    console.print(f"sealed {len(done.days)} day(s)" if done.days else "no quiet day to seal")
+
+
 @sends_app.command("load")
 def sends_load(
     ctx: typer.Context,
@@ -176,7 +207,7 @@ def forget(
         client.close()
     console.print(
         f"removed {done.hits} hits and {done.first_opens} first opens; "
-        f"rebuilt {done.minutes_rebuilt} per-minute aggregate rows; "
+        f"{done.days_recounted} day(s) counted afresh; "
         f"{sid!r} is on the suppression list (undo: opens unforget --sid …)"
     )
 

@@ -109,6 +109,11 @@ def truth_hits(requests: list[Request]) -> list[Hit]:
     return [r.truth_hit() for r in requests if r.hit]
 
 
+def realtime_truth_hits(requests: list[Request]) -> list[Hit]:
+    """The hits as the real-time log reports them: the copy the schema keeps over a log line."""
+    return [dataclasses.replace(h, source="realtime") for h in truth_hits(requests)]
+
+
 def hour_name(ts_ms: int) -> str:
     return time.strftime("%Y-%m-%d-%H", time.gmtime(ts_ms // 1000))
 

@@ -29,7 +29,14 @@ from processor.demo import ensure_stream
 from processor.devstack.chdb_server import ChdbServer
 from processor.devstack.stack import LocalStack
 from processor.devstack.worker_process import WorkerProcess
-from tests.backfill.logs import SECRET, cloudfront_files, make_requests, truth_hits, with_ms
+from tests.backfill.logs import (
+    SECRET,
+    cloudfront_files,
+    make_requests,
+    realtime_truth_hits,
+    truth_hits,
+    with_ms,
+)
 from tests.backfill.test_worker_e2e import _settled_summary, _summary
 from tests.conftest import unique
 from tests.core.render import Req, realtime_record
@@ -137,7 +144,7 @@ def test_forget_sticks_through_backfill_replay_and_direct(
     logs = tmp_path / "logs"
     cloudfront_files(reqs).write_to(logs)
 
-    all_hits = truth_hits(reqs) + truth_hits(seen)
+    all_hits = truth_hits(reqs) + realtime_truth_hits(seen)
     count: dict[str, int] = {}
     for h in truth_hits(reqs):
         count[h.sid or ""] = count.get(h.sid or "", 0) + 1

@@ -25,7 +25,14 @@ from processor.core.fields import DEFAULT_REALTIME_FIELDS
 from processor.demo import ensure_stream
 from processor.devstack.stack import LocalStack
 from processor.devstack.worker_process import WorkerProcess
-from tests.backfill.logs import SECRET, cloudfront_files, make_requests, truth_hits, with_ms
+from tests.backfill.logs import (
+    SECRET,
+    cloudfront_files,
+    make_requests,
+    realtime_truth_hits,
+    truth_hits,
+    with_ms,
+)
 from tests.core.render import realtime_record
 from tests.factories import truth
 from tests.test_worker_scaleout import pipeline_env, worker_env
@@ -129,7 +136,7 @@ def test_backfill_through_a_running_worker_overlapping_real_time(
         done = _backfill(env_bf, str(logs))
         assert done.returncode == 0, done.stderr[-2000:]
         _wait_for_ids(port, {h.request_id for h in truth_hits(reqs)}, timeout=300)
-        expected = truth(truth_hits(reqs) + truth_hits(seen))
+        expected = truth(truth_hits(reqs) + realtime_truth_hits(seen))
         assert _settled_summary(remote, expected) == expected
         hits = remote.query("SELECT count() FROM hits FINAL").result_rows[0][0]
         assert hits == len(truth_hits(reqs))

@@ -15,6 +15,16 @@ async function sql(query, params = {}) {
   return (await resp.json()).data;
 }
 
+// The heat map's zone: UTC, the browser's own, and the zones senders ask for most.
+const ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Chicago",
+  "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney"];
+(function fillZones() {
+  const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const zones = own && !ZONES.includes(own) ? [ZONES[0], own, ...ZONES.slice(1)] : ZONES;
+  $("tz").innerHTML = zones.map((z) => `<option>${esc(z)}</option>`).join("");
+  $("tz").value = localStorage.getItem("opens-tz") || "UTC";
+})();
+
 function campaignFilter() {
   const c = $("campaign").value;
   return c ? {where: "campaign = {c:String}", params: {c}} : {where: "1", params: {}};
@@ -109,7 +119,9 @@ async function renderTimeline() {
 
 async function renderHeatmap() {
   const f = campaignFilter();
-  const rows = await sql(`SELECT weekday, hour, sum(opens) AS opens FROM opens_by_hour_of_day WHERE ${f.where} GROUP BY weekday, hour`, f.params);
+  const tz = $("tz").value || "UTC";
+  $("tzlabel").textContent = `(opens by weekday × hour, ${tz})`;
+  const rows = await sql(`SELECT weekday, hour, sum(opens) AS opens FROM opens_by_local_hour(tz = {tz:String}) WHERE ${f.where} GROUP BY weekday, hour`, {...f.params, tz});
   const grid = {}; let max = 1;
   for (const r of rows) { grid[`${r.weekday}-${r.hour}`] = Number(r.opens); max = Math.max(max, Number(r.opens)); }
   const days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], cw = 17, ch = 20, L = 36, T = 16;
@@ -120,20 +132,20 @@ async function renderHeatmap() {
     for (let h = 0; h < 24; h++) {
       const v = grid[`${i + 1}-${h}`] || 0;
       const alpha = v ? 0.15 + 0.85 * (v / max) : 0.04;
-      svg += `<rect x="${L + h * cw}" y="${T + i * ch}" width="${cw - 2}" height="${ch - 2}" rx="3" fill="#2f6fed" fill-opacity="${alpha.toFixed(3)}"><title>${d} ${h}:00 UTC: ${fmt(v)} opens</title></rect>`;
+      svg += `<rect x="${L + h * cw}" y="${T + i * ch}" width="${cw - 2}" height="${ch - 2}" rx="3" fill="#2f6fed" fill-opacity="${alpha.toFixed(3)}"><title>${d} ${h}:00 ${esc(tz)}: ${fmt(v)} opens</title></rect>`;
     }
   });
   $("heatmap").innerHTML = svg + "</svg>";
 }
 
-function bars(el, rows, label) {
+function bars(el, rows, label, second = "unique (first human open)") {
   // One scale for both bars: a row's unique openers can outnumber its opens (a subscriber is
   // attributed to the country/client of the first open, which may lack a country).
   const max = Math.max(1, ...rows.flatMap((r) => [Number(r.opens), Number(r.unique_opens)]));
   el.innerHTML = rows.length ? rows.map((r) => `<div class="row"><span>${esc(label(r))}</span>
     <div><div class="bar" style="width:${(100 * Number(r.opens)) / max}%"></div>
     <div class="bar u" style="width:${(100 * Number(r.unique_opens)) / max}%;height:6px;margin-top:2px"></div></div>
-    <span class="n" title="${fmt(r.unique_opens)} unique (first open)">${fmt(r.opens)}</span></div>`).join("") + '<div class="legend"><span><b style="background:#2f6fed"></b>opens</span><span><b style="background:#12a37a"></b>unique (first open)</span></div>'
+    <span class="n" title="${fmt(r.unique_opens)} ${esc(second)}">${fmt(r.opens)}</span></div>`).join("") + `<div class="legend"><span><b style="background:#2f6fed"></b>opens</span><span><b style="background:#12a37a"></b>${esc(second)}</span></div>`
     : '<p class="muted">no opens yet</p>';
 }
 
@@ -143,6 +155,8 @@ async function renderBreakdowns() {
   bars($("clients"), clients, (r) => `${r.client || "unknown"}${r.device ? " · " + r.device : ""}`);
   const countries = await sql(`SELECT country, sum(opens) AS opens, sum(unique_opens) AS unique_opens FROM opens_by_country WHERE ${f.where} GROUP BY country ORDER BY opens DESC LIMIT 10`, f.params);
   bars($("countries"), countries, (r) => r.country || "unknown");
+  const machines = await sql(`SELECT machine, sum(opens) AS opens, sum(subscribers) AS unique_opens FROM opens_by_machine_reason WHERE ${f.where} GROUP BY machine ORDER BY opens DESC`, f.params);
+  bars($("machines"), machines, (r) => r.machine.replace(/_/g, " "), "subscribers");
 }
 
 async function renderFreshness() {
@@ -164,5 +178,6 @@ async function refresh() {
 }
 
 $("campaign").addEventListener("change", refresh);
+$("tz").addEventListener("change", () => { localStorage.setItem("opens-tz", $("tz").value); refresh(); });
 refresh();
 setInterval(refresh, 5000);

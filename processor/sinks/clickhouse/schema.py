@@ -89,6 +89,8 @@ _MV = re.compile(
     re.S,
 )
 _DROP_VIEW = re.compile(r"^DROP VIEW IF EXISTS (?P<db>`\w+`)\.(?P<name>\w+)$")
+_DROP_TABLE = re.compile(r"^DROP TABLE IF EXISTS (?P<db>`\w+`)\.(?P<name>\w+)$")
+_EXCHANGE = re.compile(r"^EXCHANGE TABLES (?P<db>`\w+`)\.(?P<a>\w+) AND `\w+`\.(?P<b>\w+)$")
 _ALTER = re.compile(r"^ALTER TABLE (?P<db>`\w+`)\.(?P<name>\w+)\s+(?P<rest>.*)$", re.S)
 # Rows of one subscriber stay on one shard, so per-shard first opens and request-id sets are
 # complete and merging shards never counts a request twice.
@@ -97,6 +99,8 @@ _ALTER = re.compile(r"^ALTER TABLE (?P<db>`\w+`)\.(?P<name>\w+)\s+(?P<rest>.*)$"
 _SHARDING_KEY = {
     "hits": "cityHash64(cid, sid)",
     "first_opens": "cityHash64(cid, sid)",
+    "hits_next": "cityHash64(cid, sid)",
+    "opener_state": "cityHash64(cid, sid)",
     "hits_ingest": "cityHash64(cid, sid)",
     "forgotten_subscribers": "cityHash64(sid)",
 }
@@ -112,7 +116,7 @@ def render_cluster(database: str, cluster: str) -> list[str]:
     if not _IDENT.match(cluster):
         msg = f"invalid cluster name {cluster!r}"
         raise ValueError(msg)
-    on = f"ON CLUSTER `{cluster}`"
+    on = f"ON CLUSTER `{cluster}`"  # DDL only: INSERTs move data through Distributed tables
     db = f"`{database}`"
     out = [f"CREATE DATABASE IF NOT EXISTS {db} {on}"]
     for mig in load_migrations():
@@ -147,6 +151,17 @@ def render_cluster(database: str, cluster: str) -> list[str]:
                 )
             elif d := _DROP_VIEW.match(stmt):
                 out.append(f"DROP VIEW IF EXISTS {db}.{d['name']} {on}")
+            elif d := _DROP_TABLE.match(stmt):
+                # A table is its local storage and the Distributed table over it; a name that
+                # was a plain view on one node is dropped the same way.
+                out.append(f"DROP TABLE IF EXISTS {db}.{d['name']} {on}")
+                out.append(f"DROP TABLE IF EXISTS {db}.{d['name']}_local {on}")
+            elif x := _EXCHANGE.match(stmt):
+                # Only the storage: each Distributed table keeps pointing at its local name.
+                out.append(f"EXCHANGE TABLES {db}.{x['a']}_local AND {db}.{x['b']}_local {on}")
+            elif stmt.startswith("INSERT INTO"):
+                # Data moves once, from one node, through the Distributed tables.
+                out.append(stmt)
             elif a := _ALTER.match(stmt):
                 # The local tables hold the columns; the Distributed table mirrors them.
                 for table in (f"{a['name']}_local", a["name"]):
@@ -160,7 +175,10 @@ def render_cluster(database: str, cluster: str) -> list[str]:
 
 
 def apply_hits_ttl(client: Any, database: str, days: int) -> str:
-    """Raw-hit retention; aggregates and first opens are separate tables and keep everything."""
+    """Raw-hit retention. The views keep every number: each day is sealed before its raw rows
+    may go (migration 0011), and a sealed day past the retention is read from its seal."""
+    from processor.sinks.clickhouse.seal import seal_quiet_days
+
     ddl = client.query(
         "SELECT create_table_query FROM system.tables "
         "WHERE database = {db:String} AND name = 'hits'",
@@ -168,13 +186,16 @@ def apply_hits_ttl(client: Any, database: str, days: int) -> str:
     ).result_rows[0][0]
     has_ttl = " TTL " in ddl
     if days > 0:
+        seal_quiet_days(client, database, margin_seconds=0)
         if f"toIntervalDay({days})" in ddl:
             return "unchanged"
+        client.insert("raw_retention", [[days]], column_names=["days"], database=database)
         client.command(
             f"ALTER TABLE `{database}`.hits MODIFY TTL toDateTime(ts) + INTERVAL {int(days)} DAY"
         )
         return f"raw hits kept {days} days"
     if has_ttl:
         client.command(f"ALTER TABLE `{database}`.hits REMOVE TTL")
+        client.insert("raw_retention", [[0]], column_names=["days"], database=database)
         return "raw hits kept forever"
     return "unchanged"

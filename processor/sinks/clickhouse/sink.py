@@ -39,7 +39,13 @@ log = logging.getLogger(__name__)
 # (scripts/profile_backfill). Nothing depends on it: every reader already deduplicates (FINAL,
 # GROUP BY, uniqExact/min/max merges), exactly as it must for duplicates in separate inserts.
 # ``parallel_view_processing``: the materialized views are filled concurrently.
-INSERT_SETTINGS: dict[str, Any] = {"optimize_on_insert": 0, "parallel_view_processing": 1}
+# ``max_partitions_per_insert_block``: `hits` has a partition per day (migration 0011) and a
+# backfill batch may span more than ClickHouse's default of 100 days.
+INSERT_SETTINGS: dict[str, Any] = {
+    "optimize_on_insert": 0,
+    "parallel_view_processing": 1,
+    "max_partitions_per_insert_block": 0,
+}
 
 # Where every writer inserts hits: the suppression list is applied there (migration 0010).
 INGEST_TABLE = "hits_ingest"
