@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from processor.core.hit import Hit
 from processor.sinks.clickhouse.schema import apply_migrations
@@ -262,3 +265,42 @@ def test_local_hours_in_any_time_zone(chdb_client: Any, ch_database: str, tz: st
     assert sorted(utc) == sorted(
         rows(chdb_client, ch_database, "SELECT * FROM {db}.opens_by_local_hour(tz='UTC')")
     )
+
+
+@pytest.mark.integration
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    order=st.permutations(range(4)),
+    seal_after=st.integers(min_value=0, max_value=4),
+    merge=st.booleans(),
+)
+def test_any_arrival_order_gives_the_truth(
+    chdb_client: Any, order: list[int], seal_after: int, merge: bool
+) -> None:
+    """Real-time hits, their legacy copies, replays and copies moved within the day, written
+    in any order, sealed at any point and merged or not: every view equals the truth."""
+    db = "t_" + uuid.uuid4().hex[:12]
+    chdb_client.command(f"CREATE DATABASE {db}")
+    try:
+        apply_migrations(chdb_client, db)
+        realtime = sample(13)[:240]
+        batches = [
+            realtime[:120],
+            [standard_copy(h) for h in realtime[::3]],
+            realtime[100:],
+            realtime[::7],
+        ]
+        for i, b in enumerate(order):
+            if i == seal_after:
+                seal_quiet_days(chdb_client, db, margin_seconds=0)
+            write(chdb_client, db, batches[b])
+        if merge:
+            for t in ("hits", "opener_state"):
+                chdb_client.command(f"OPTIMIZE TABLE {db}.{t} FINAL")
+        sightings = [h for b in batches for h in b]
+        check(chdb_client, db, sightings)
+        check_breakdowns(chdb_client, db, sightings)
+    finally:
+        chdb_client.command(f"DROP DATABASE IF EXISTS {db}")
