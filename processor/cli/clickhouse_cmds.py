@@ -110,21 +110,39 @@ def schema_seal(
 @sends_app.command("load")
 def sends_load(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV with columns campaign,category,sent_at,sends")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with columns campaign,category,sent_at,sends; "
+            "each (campaign, category, sent_at) at most once"
+        ),
+    ],
 ) -> None:
-    """Load delivered sends; loading the same file again replaces its rows."""
+    """Load delivered sends per campaign: the file replaces ALL send rows of every campaign it
+    lists (campaigns it does not list keep theirs). The whole file is checked first: a bad row
+    or a repeated (campaign, category, sent_at) names its line(s) and nothing is loaded."""
     from processor.analytics.access import writer_client
     from processor.analytics.sends import load_sends, read_sends
     from processor.sinks.clickhouse.schema import apply_migrations
 
     rows = read_sends(file)
+    if not rows:
+        console.print(f"{file} has no rows: nothing loaded", markup=False)
+        return
     client, db = writer_client(settings_from(ctx))
     try:
         apply_migrations(client, db)
-        n = load_sends(client, db, rows)
+        done = load_sends(client, db, rows)
     finally:
         client.close()
-    console.print(f"loaded {n} send rows for {len({r.campaign for r in rows})} campaign(s)")
+    console.print(
+        f"loaded {_count(done.rows, 'row')} for {_count(done.campaigns, 'campaign')}"
+        f" (replacing {_count(done.replaced_rows, 'earlier row')})"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def report(
