@@ -88,14 +88,14 @@ def forget_subscriber(
     """Suppress ``sid``, wait for inserts in flight, then erase: see the module docstring."""
     suppress(client, database, sid)
     waited = wait_for_inserts(client, timeout=insert_timeout)
-    hits = firsts = minutes = 0
+    hits = firsts = days = 0
     for _ in range(PASSES):
         done = erase_subscriber(client, database, sid)
         hits += done.hits
         firsts += done.first_opens
-        minutes += done.days_recounted
+        days += done.days_recounted
         if not _left(client, database, sid):
-            return Forgotten(hits, firsts, minutes, waited)
+            return Forgotten(hits, firsts, days, waited)
     msg = f"rows of subscriber {sid!r} reappeared after {PASSES} erasures"
     raise OpensError(msg, hint="a writer bypasses hits_ingest; find it, then forget again")
 

@@ -177,6 +177,7 @@ def render_cluster(database: str, cluster: str) -> list[str]:
 def apply_hits_ttl(client: Any, database: str, days: int) -> str:
     """Raw-hit retention. The views keep every number: each day is sealed before its raw rows
     may go (migration 0011), and a sealed day past the retention is read from its seal."""
+    from processor.analytics.forget import wait_for_inserts
     from processor.sinks.clickhouse.seal import seal_quiet_days
 
     ddl = client.query(
@@ -186,7 +187,14 @@ def apply_hits_ttl(client: Any, database: str, days: int) -> str:
     ).result_rows[0][0]
     has_ttl = " TTL " in ddl
     if days > 0:
-        seal_quiet_days(client, database, margin_seconds=0)
+        # No margin (a backfill may have just written a day old enough to expire); instead the
+        # inserts running when the seal's time is taken are waited for, so none is missed.
+        seal_quiet_days(
+            client,
+            database,
+            margin_seconds=0,
+            settle=lambda: wait_for_inserts(client, timeout=120.0),
+        )
         if f"toIntervalDay({days})" in ddl:
             return "unchanged"
         client.insert("raw_retention", [[days]], column_names=["days"], database=database)

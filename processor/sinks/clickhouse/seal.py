@@ -64,16 +64,14 @@ def seal_day(client: Any, database: str, day: date, as_of: datetime) -> int:
     the number of count rows. Each call stages in a table of its own, so two sealers running
     at once cannot mix their rows (the last swap wins, whole)."""
     # DDL takes no bound identifiers: both names are ours (a validated database name, a hex id).
-    db, staging = f"`{database}`", f"`sealed_counts_staging_{uuid.uuid4().hex[:12]}`"
+    name = f"sealed_counts_staging_{uuid.uuid4().hex[:12]}"
+    db, staging = f"`{database}`", f"`{name}`"
     client.command(f"CREATE TABLE {db}.{staging} AS {db}.sealed_counts")
     try:
-        sql = _SEAL.replace("{db:Identifier}.{staging:Identifier}", f"{db}.{staging}")
-        client.command(sql, parameters={"db": database, "day": day.isoformat(), "as_of": as_of})
+        p = {"db": database, "staging": name}
+        client.command(_SEAL, parameters={**p, "day": day.isoformat(), "as_of": as_of})
         n = int(
-            client.command(
-                "SELECT count() FROM {db:Identifier}.{t:Identifier}",
-                parameters={"db": database, "t": staging.strip("`")},
-            )
+            client.command("SELECT count() FROM {db:Identifier}.{staging:Identifier}", parameters=p)
         )
         if n:
             client.command(
@@ -93,11 +91,18 @@ def seal_quiet_days(
     *,
     margin_seconds: int = MARGIN_SECONDS,
     on_day: Callable[[date, int], None] | None = None,
+    settle: Callable[[], object] | None = None,
 ) -> Sealed:
-    """Seal every day that is counted live and has not changed for ``margin_seconds``."""
+    """Seal every day that is counted live and has not changed for ``margin_seconds``.
+
+    ``settle`` runs once the seals' time is fixed and before any snapshot: waiting there for the
+    inserts running at that time makes the margin unnecessary.
+    """
     as_of: datetime = client.query(
         "SELECT now64(3) - toIntervalSecond({m:UInt32})", parameters={"m": margin_seconds}
     ).result_rows[0][0]
+    if settle:
+        settle()
     sealed, rows = [], 0
     for day in days_to_seal(client, database, as_of):
         n = seal_day(client, database, day, as_of)

@@ -205,14 +205,13 @@ ORDER BY tuple();
 
 -- Days that must be counted from `hits` (never sealed, or changed since their seal).
 CREATE OR REPLACE VIEW {db}.live_days AS
+WITH (SELECT argMax(days, changed_at) FROM {db}.raw_retention) AS retention
 SELECT c.day AS day
 FROM (SELECT day, max(changed_at) AS changed_at FROM {db}.day_changes GROUP BY day) AS c
 LEFT JOIN (SELECT day, min(as_of) AS as_of FROM {db}.sealed_counts GROUP BY day) AS s
     ON s.day = c.day
 WHERE s.as_of IS NULL
-   OR (s.as_of <= c.changed_at
-       AND NOT ((SELECT argMax(days, changed_at) FROM {db}.raw_retention) > 0
-                AND c.day < today() - (SELECT argMax(days, changed_at) FROM {db}.raw_retention)))
+   OR (s.as_of <= c.changed_at AND NOT (retention > 0 AND c.day < today() - retention))
 SETTINGS join_use_nulls = 1;
 
 -- The canonical row of each request of the live days.
