@@ -22,13 +22,15 @@ type HmacSha256 = Hmac<Sha256>;
 
 const AGENT_CACHE_LIMIT: usize = 65_536;
 const INTERN_LIMIT: usize = 16_384;
-const HIT_FIELDS: usize = 20;
+const HIT_FIELDS: usize = 24;
+/// Keys of `Hit.to_json_dict()` (DESIGN §4): every slot but `rules_version` and `signals`.
+const JSON_FIELDS: usize = 22;
 
-/// Builds `Hit` objects without a Python call: allocate the type, store the 20 slot values.
+/// Builds `Hit` objects without a Python call: allocate the type, store the 24 slot values.
 ///
 /// `new_hit` (a Python function) costs more than decoding the whole line in Rust. A `__slots__`
 /// object stores each slot as an object pointer at a fixed offset; the offsets are located at
-/// start-up on a probe `Hit` that `new_hit` itself built (each of its 20 distinct values is
+/// start-up on a probe `Hit` that `new_hit` itself built (each of its 24 distinct values is
 /// looked for in the object's memory). If any is not found, `new_hit` is called as before.
 struct HitMaker {
     hit_type: Py<PyType>,
@@ -336,6 +338,17 @@ fn split_tabs(line: &str, maxsplit: usize, out: &mut Vec<(usize, usize)>) {
     out.push((from, line.len()));
 }
 
+/// A record whose text could hold a prefetch header (`Sec-Purpose`, `Purpose`, `X-Purpose`,
+/// `X-Moz`, any case): the reference decides it (`text.prefetch_header`).
+fn may_name_prefetch(line: &str) -> bool {
+    let b = line.as_bytes();
+    let has = |needle: &[u8]| {
+        b.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    has(b"purpose") || has(b"x-moz")
+}
+
 fn dash(v: &str) -> &str {
     if v == "-" {
         ""
@@ -480,8 +493,9 @@ fn verify(keys: &[HmacSha256], sid: &str, cid: &str, cat: &str, sig: &str) -> Si
 
 /// The string columns of `hits` in `HIT_COLUMNS` order, without `ts`, `status`, `bytes` and
 /// `time_taken`: request_id, source, sid, cid, cat, signature, method, uri, edge_location,
-/// client_ip, country, user_agent, client, device, machine, referer.
-const STRING_COLUMNS: usize = 16;
+/// client_ip, country, user_agent, client, device, machine, referer, proxy, certainty,
+/// rules_version, signals.
+const STRING_COLUMNS: usize = 20;
 
 /// Countable hits as Arrow-layout columns (UTF-8 bytes + i64 offsets per string column): the
 /// backfill's `--direct` path inserts them without one Python object per hit.
@@ -519,7 +533,7 @@ impl Columns {
         self.rows += 1;
     }
 
-    /// `(rows, [(offsets, data)] * 16, ts, status, bytes, time_taken)`, little-endian buffers;
+    /// `(rows, [(offsets, data)] * 20, ts, status, bytes, time_taken)`, little-endian buffers;
     /// empties `self`.
     fn take<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let taken = std::mem::take(self);
@@ -764,19 +778,23 @@ impl Builder {
         })
     }
 
-    /// `machine` of the reference: `None` without a Python call for a plain browser request.
-    fn machine(
-        &self,
-        py: Python<'_>,
-        plain: bool,
-        info: PyObject,
-        f: &Fields<'_>,
-    ) -> PyResult<PyObject> {
-        if plain && f.referer.is_empty() && f.method != "HEAD" {
-            return Ok(py.None());
+    /// The reference's classification (`Classifier.tag`): `(machine, proxy, certainty,
+    /// rules_version, signals)`. Every hit asks, since network lists decide as well as agents.
+    fn tag(&self, py: Python<'_>, info: PyObject, f: &Fields<'_>) -> PyResult<[PyObject; 5]> {
+        let tag = self
+            .machine_fn
+            .call1(py, (info, f.method, f.ip, f.referer, f.asn))?;
+        let t = tag.bind(py).downcast::<PyTuple>()?;
+        if t.len() != 5 {
+            return Err(pyo3::exceptions::PyValueError::new_err("a tag has 5 items"));
         }
-        self.machine_fn
-            .call1(py, (info, f.method, f.ip, f.referer, f.asn))
+        Ok([
+            t.get_item(0)?.unbind(),
+            t.get_item(1)?.unbind(),
+            t.get_item(2)?.unbind(),
+            t.get_item(3)?.unbind(),
+            t.get_item(4)?.unbind(),
+        ])
     }
 
     fn build(&mut self, py: Python<'_>, f: &Fields<'_>) -> PyResult<Out> {
@@ -808,8 +826,8 @@ impl Builder {
             }
             _ => self.ip_fn.call1(py, (f.ip,))?,
         };
-        let (info, user_agent, client, device, plain) = self.agent(py, f.raw_agent)?;
-        let machine = self.machine(py, plain, info, f)?;
+        let (info, user_agent, client, device, _) = self.agent(py, f.raw_agent)?;
+        let [machine, proxy, certainty, rules_version, signals] = self.tag(py, info, f)?;
         let args = [
             str_obj(f.rid),
             f.ts_ms.into_pyobject(py)?.into_any().unbind(),
@@ -835,6 +853,10 @@ impl Builder {
             },
             f.nbytes.into_pyobject(py)?.into_any().unbind(),
             f.taken.into_pyobject(py)?.into_any().unbind(),
+            proxy,
+            certainty,
+            rules_version,
+            signals,
         ];
         Ok(Out::Hit(self.hits.make(py, args)?))
     }
@@ -855,9 +877,15 @@ impl Builder {
             (true, Some(net)) => Cow::Owned(format!("{net}.0")),
             _ => Cow::Owned(self.ip_fn.call1(py, (f.ip,))?.extract(py)?),
         };
-        let (info, _, _, _, plain) = self.agent(py, f.raw_agent)?;
-        let machine = self.machine(py, plain, info, f)?;
+        let (info, _, _, _, _) = self.agent(py, f.raw_agent)?;
+        let [machine, proxy, certainty, rules_version, signals] = self.tag(py, info, f)?;
         let machine: Option<String> = machine.extract(py)?;
+        let (proxy, certainty, rules_version, signals): (String, String, String, String) = (
+            proxy.extract(py)?,
+            certainty.extract(py)?,
+            rules_version.extract(py)?,
+            signals.extract(py)?,
+        );
         let (sid, cid) = (
             p.sid.as_deref().unwrap_or(""),
             p.cid.as_deref().unwrap_or(""),
@@ -893,6 +921,10 @@ impl Builder {
             device,
             machine.as_deref().unwrap_or(""),
             f.referer,
+            &proxy,
+            &certainty,
+            &rules_version,
+            &signals,
         ];
         cols.push(texts, f.ts_ms, status, nbytes, f.taken as f32);
         Ok(Out::Hit(py.None()))
@@ -1355,7 +1387,9 @@ impl RealtimeCore {
         } else {
             return Ok(Out::Defer);
         };
-        if rid == "-" || (self.has_headers && (agent == "-" || referer == "-")) {
+        if rid == "-"
+            || (self.has_headers && (agent == "-" || referer == "-" || may_name_prefetch(line)))
+        {
             return Ok(Out::Defer);
         }
         let (Some(nbytes), Some(taken)) = (int_or_zero(nbytes), float_or_zero(taken)) else {
@@ -1494,7 +1528,7 @@ enum Kind {
 }
 
 /// `Hit.to_json_dict()` keys, in order, with the slot each value comes from.
-const JSON_KEYS: [(&str, usize, Kind); HIT_FIELDS] = [
+const JSON_KEYS: [(&str, usize, Kind); JSON_FIELDS] = [
     ("request_id", 0, Kind::Str),
     ("ts", 1, Kind::Ts),
     ("source", 2, Kind::Str),
@@ -1512,6 +1546,8 @@ const JSON_KEYS: [(&str, usize, Kind); HIT_FIELDS] = [
     ("client", 14, Kind::Str),
     ("device", 15, Kind::Str),
     ("machine", 16, Kind::OptStr),
+    ("proxy", 20, Kind::Str),
+    ("certainty", 21, Kind::Str),
     ("referer", 17, Kind::Str),
     ("bytes", 18, Kind::Int),
     ("time_taken", 19, Kind::Float),
@@ -1626,6 +1662,8 @@ fn opens_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StandardCore>()?;
     m.add_class::<RealtimeCore>()?;
     m.add_class::<NdjsonWriter>()?;
+    // The `Hit` layout this core was built for: Python uses the core only when it matches.
+    m.add("HIT_FIELDS", HIT_FIELDS)?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ _CLASSIFIERS: dict[str, Classifier] = {}
 
 
 def classifier_for(ctx: DecodeContext) -> Classifier:
-    """One shared classifier (and agent cache) per egress-data location."""
+    """One shared classifier (and agent cache) per data location (egress and network lists)."""
     key = str(ctx.data_dir)
     found = _CLASSIFIERS.get(key)
     if found is None:
@@ -48,7 +48,7 @@ def classifier_for(ctx: DecodeContext) -> Classifier:
         def load() -> EgressRanges:
             return EgressRanges.from_file(apple_egress_path(data_dir))
 
-        found = _CLASSIFIERS[key] = Classifier(load)
+        found = _CLASSIFIERS[key] = Classifier(load, data_dir=data_dir)
     return found
 
 
@@ -65,9 +65,9 @@ class HitBuilder:
         "_escaped",
         "_ip",
         "_legacy",
-        "_machine",
         "_require",
         "_signer",
+        "_tag",
         "classifier",
         "ctx",
         "pixel_path",
@@ -94,7 +94,7 @@ class HitBuilder:
             return agent(decode_agent(raw))
 
         self._agent: Callable[[str], AgentInfo] = lru_cache(maxsize=cache_size)(raw_agent)
-        self._machine = self.classifier.machine
+        self._tag = self.classifier.tag
         self._ip = ip_treatment(ctx.ip_privacy, cache_size)
         self._signer = Signer(ctx.secrets)
         self._legacy = ctx.legacy_campaign_param
@@ -123,8 +123,10 @@ class HitBuilder:
         nbytes: int,
         time_taken: float,
         pixel: bool,
+        prefetch: bool = False,
     ) -> Hit:
-        """All arguments are already ``-``-stripped except ``raw_agent`` (still encoded)."""
+        """All arguments are already ``-``-stripped except ``raw_agent`` (still encoded);
+        ``prefetch``: a prefetch header was logged (``cs-headers``)."""
         if pixel and query:
             if self._escaped and "%" in query:
                 query = unquote(query)
@@ -142,10 +144,9 @@ class HitBuilder:
             cat = ""
             signature = "missing"
         info = self._agent(raw_agent)
-        if info.rule is None and not referer and method != "HEAD":
-            machine = None  # the common human case, without a call
-        else:
-            machine = self._machine(info, method, ip, referer, asn)
+        machine, proxy, certainty, rules_version, signals = self._tag(
+            info, method, ip, referer, asn, prefetch
+        )
         hit: Hit = new_hit(
             request_id,
             ts_ms,
@@ -167,5 +168,9 @@ class HitBuilder:
             referer,
             nbytes,
             time_taken,
+            proxy,
+            certainty,
+            rules_version,
+            signals,
         )
         return hit

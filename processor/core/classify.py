@@ -1,71 +1,93 @@
-"""Machine-open, email-client and device classification, recorded on every hit, never a filter.
+"""Machine-open classification, recorded on every hit, never a filter.
 
-A signature is evidence, not proof (reference: machine-opens.md §4), so every hit is kept and the
-verdict stored beside the raw user agent; rules can be re-run later. Families:
+Two axes per hit (Word to the Wise, "Prefetches and proxies", 2024): ``proxy``, the image proxy
+that fetched it (``apple``, ``google``, ``yahoo``, ``microsoft`` or ``""``), and ``machine``, the
+contract's reason when no person is behind the fetch (``None`` for a person), with a
+``certainty`` (``certain`` | ``probable``) and the ``RULES_VERSION`` that decided it. A
+signature is evidence, not proof (reference: ``docs/machine-opens.md``), so every hit is kept
+with its inputs and the rules can be re-run (``opens reclassify``).
 
-=====================  ==========================================================================
-``apple_mpp``          bare ``Mozilla/5.0`` agent from Apple's published Private Relay egress
-                       ranges (the ClickDimensions rule: agent *and* address)
-``gmail_prefetch``     Gmail's prefetch agent (``Chrome/42.0.2311.135 … Edge/12.246``) unless it
-                       comes from Microsoft's ASN; ``Gmail-content-sampling``
-``yahoo_proxy``        ``YahooMailProxy``
-``microsoft_scanner``  the Edge/12 agent from Microsoft's ASN; referer on Safe Links
-``security_scanner``   gateway tokens (Barracuda, Mimecast, Proofpoint …), their link-rewrite hosts
-                       in the referer, Yandex's image resizer
-``unknown_bot``        HEAD requests, headless browsers, crawlers, HTTP libraries, an empty agent,
-                       a bare ``Mozilla/5.0`` from outside Apple's ranges
-=====================  ==========================================================================
+Rules, first match wins (each cites its source; ``docs/machine-opens.md`` has the list):
 
-Google's image proxy fetches when the person opens the mail: a *human* open, reported with the
-client ``Gmail (Google Image Proxy)`` and the device ``proxy``.
+==================  =========================================================  ===========
+machine             signal                                                     certainty
+==================  =========================================================  ===========
+microsoft_scanner   address in Exchange Online Protection's published ranges   certain
+                    (endpoint sets 9/10; gophish#2549, #2803) — any agent
+unknown_bot         empty agent (warmbly), headless / crawler / HTTP library   certain
+security_scanner    gateway token in the agent (Barracuda, Mimecast …)         certain
+gmail_prefetch      ``Gmail-content-sampling``; the Chrome/42 Edge/12.246      certain from
+                    agent (Bird/SparkPost, GMass) — ``microsoft_scanner`` from  Google's AS,
+                    Microsoft's AS                                              else probable
+apple_mpp           bare ``Mozilla/5.0`` (uap-core#509): from Apple's egress    certain /
+                    list (ClickDimensions' rule), elsewhere                     probable
+unknown_bot         HEAD request (civicrm-core#35328, mautic#17263)            certain
+unknown_bot         prefetch header (``Sec-Purpose``/``Purpose``/``X-Purpose``/  certain
+                    ``X-Moz``: prefetch, preview, prerender) in ``cs-headers``
+security_scanner    address or AS of a gateway (Proofpoint, Mimecast,           probable
+                    Barracuda, Cisco; browser isolation can carry a person)
+microsoft_scanner   stale Chrome build (79.0.3945, 80.0.3987.132,               probable
+                    96.0.4664.110: gophish#2446) from Microsoft's AS
+unknown_bot         Google's special-crawler / user-triggered-fetcher ranges,   probable
+                    unless the agent is Google's image proxy (EmailEngine)
+(referer)           link-rewrite host of Safe Links / a gateway in the referer  probable
+unknown_bot         hit within N s of the campaign's send (``timing``: Mautic   probable
+                    PR #14593, HubSpot, GMass) — applied where send times are
+                    known, never in the decoder
+==================  =========================================================  ===========
 
-The email client family and device class come from ``ua-parser`` (the maintained uap-core
-rules), never from hand-written browser regexes. Everything that depends only on the agent is
-computed once per distinct agent and cached; the few rules that need the address or ASN run
-only for the agents that call for them.
+People behind a proxy: Google's image proxy (``proxy=google``), Yahoo's image cache
+(``proxy=yahoo``: it fetches when the person opens, like Google's — Validity, Litmus; its
+retries are duplicates of one open, absorbed by the request id and the unique counts), and
+Microsoft's own network outside EOP (``proxy=microsoft``: Outlook.com / OWA load images through
+Microsoft's image proxy when the person reads). Microsoft's whole address space is never a
+machine by itself.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
-import ua_parser
-
+from processor.core.agents import (
+    NEEDS_APPLE_IP,
+    NEEDS_EDGE12_NETWORK,
+    NEEDS_MICROSOFT_NETWORK,
+    AgentInfo,
+    describe_agent,
+)
 from processor.core.egress import EgressRanges, apple_egress_path
+from processor.core.networks import NetworkIndex
 
-__all__ = ["MACHINE_FAMILIES", "AgentInfo", "Classifier", "Verdict"]
+__all__ = [
+    "MACHINE_FAMILIES",
+    "RULES_VERSION",
+    "AgentInfo",
+    "Classifier",
+    "Tag",
+    "Verdict",
+    "describe_agent",
+    "timing_tag",
+]
 
+# Bump whenever a rule changes (lists carry their own versions, see ``opens data update``).
+RULES_VERSION = "2026.12.1"
+
+# Families the rules emit. ``yahoo_proxy`` was one until rules 2026.12.1 (now a human open
+# with ``proxy=yahoo``); stored rows may still carry it until ``opens reclassify`` runs.
 MACHINE_FAMILIES = (
     "apple_mpp",
     "gmail_prefetch",
-    "yahoo_proxy",
     "microsoft_scanner",
     "security_scanner",
     "unknown_bot",
 )
 
-# Rules that need more than the agent; resolved per hit by ``Classifier.machine``.
-_NEEDS_APPLE_IP = "?apple"
-_NEEDS_ASN = "?edge12"
-
-MICROSOFT_ASNS = frozenset({"8075", "8068", "8069", "12076"})
-
-_GMAIL_PREFETCH_MARK = "Chrome/42.0.2311.135"
-_EDGE12_MARK = "Edge/12."
-
-_SCANNER_TOKENS = (
-    ("barracuda", "Barracuda gateway agent"),
-    ("mimecast", "Mimecast gateway agent"),
-    ("proofpoint", "Proofpoint gateway agent"),
-    ("urldefense", "Proofpoint URL Defense agent"),
-    ("ironport", "Cisco IronPort agent"),
-    ("forcepoint", "Forcepoint agent"),
-    ("messagelabs", "Symantec MessageLabs agent"),
-    ("yandeximageresizer", "Yandex mailbox image scanner"),
-)
+# Microsoft's ASNs (machine-opens.md §7: 8075, 8074, 12076; 8068/8069 in RIR data).
+MICROSOFT_ASNS = frozenset({"8075", "8074", "8068", "8069", "12076"})
+GOOGLE_ASNS = frozenset({"15169"})
 
 _REFERER_HOSTS = (
     ("safelinks.protection.outlook.com", "microsoft_scanner", "Safe Links rewrite in referer"),
@@ -76,138 +98,89 @@ _REFERER_HOSTS = (
     ("linkprotect.cudasvc.com", "security_scanner", "Barracuda rewrite in referer"),
 )
 
-_HEADLESS = re.compile(
-    r"headless|phantomjs|puppeteer|playwright|selenium|slimerjs|webdriver", re.IGNORECASE
-)
-_TOOLS = re.compile(
-    r"^(?:curl|wget|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|java|"
-    r"okhttp|apache-httpclient|libwww-perl|node-fetch|axios|undici|scrapy|httpie|"
-    r"postmanruntime|insomnia|vscode-restclient|powershell|ruby|php)\b"
-    r"|\b(?:bot|crawler|spider|scanner)\b|bot/|crawl",
-    re.IGNORECASE,
-)
+Tag = tuple[str | None, str, str, str, str]
+"""``(machine, proxy, certainty, rules_version, signals)`` of one request; ``signals`` holds
+the network facts the rules used (``as8075 net:microsoft-eop prefetch``), so stored hits can be
+classified again without the full address."""
 
-_CLIENT_NAMES = {
-    "Mobile Safari UI/WKWebView": "Apple Mail",  # iOS Mail renders with a bare WKWebView agent
-    "GmailImageProxy": "Gmail (Google Image Proxy)",
-    "YahooMailProxy": "Yahoo Mail (proxy)",
-}
-
-_DESKTOP_OS = frozenset(
-    {
-        "Windows",
-        "Mac OS X",
-        "Linux",
-        "Ubuntu",
-        "Chrome OS",
-        "Fedora",
-        "Debian",
-        "FreeBSD",
-        "OpenBSD",
-        "NetBSD",
-        "Solaris",
-        "Red Hat",
-        "SUSE",
-        "Mageia",
-        "Mint",
-        "Arch Linux",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class AgentInfo:
-    """What one decoded user agent says; ``rule`` is a machine family, a pending rule or None."""
-
-    user_agent: str
-    client: str
-    device: str
-    rule: str | None
-    reason: str
+CERTAIN = "certain"
+PROBABLE = "probable"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A machine-open family (``None`` = human) and the rule that decided it."""
+    """A request's classification with the rule that decided it (``opens`` diagnostics)."""
 
     machine: str | None
     reason: str
     client: str
     device: str
+    proxy: str = ""
+    certainty: str = ""
 
 
-def _device_class(ua: str, os_family: str, device_family: str) -> str:
-    if device_family == "Spider":
-        return "bot"
-    if "iPad" in device_family or "Tablet" in device_family or "Kindle" in device_family:
-        return "tablet"
-    if os_family == "iOS":
-        return "mobile"
-    if os_family == "Android":
-        return "mobile" if "Mobile" in ua else "tablet"
-    if os_family in ("Windows Phone", "BlackBerry OS", "Symbian OS", "KaiOS", "Firefox OS"):
-        return "mobile"
-    if os_family in _DESKTOP_OS or os_family.startswith("Windows"):
-        return "desktop"
-    return "unknown"
+def signals_text(asn: str, net: str, prefetch: bool) -> str:
+    parts = []
+    if asn:
+        parts.append("as" + asn)
+    if net:
+        parts.append("net:" + net)
+    if prefetch:
+        parts.append("prefetch")
+    return " ".join(parts)
 
 
-def describe_agent(ua: str) -> AgentInfo:
-    """Classify one decoded user agent (uncached; ``Classifier.agent`` caches this)."""
-    if not ua:
-        return AgentInfo(ua, "", "unknown", "unknown_bot", "empty user agent")
-    if ua == "Mozilla/5.0":
-        return AgentInfo(ua, "Apple Mail", "proxy", _NEEDS_APPLE_IP, "bare Mozilla/5.0 agent")
-    if "YahooMailProxy" in ua:
-        return AgentInfo(ua, "Yahoo Mail (proxy)", "proxy", "yahoo_proxy", "YahooMailProxy agent")
-    if "GoogleImageProxy" in ua:
-        return AgentInfo(
-            ua, "Gmail (Google Image Proxy)", "proxy", None, "Google image proxy: a human open"
-        )
-    if "Gmail-content-sampling" in ua:
-        return AgentInfo(ua, "Gmail", "proxy", "gmail_prefetch", "Gmail content sampling agent")
-    if _GMAIL_PREFETCH_MARK in ua and _EDGE12_MARK in ua:
-        return AgentInfo(ua, "Gmail", "proxy", _NEEDS_ASN, "Chrome/42 Edge/12.246 prefetch agent")
+def parse_signals(text: str) -> tuple[str, str, bool]:
+    """``(asn, net, prefetch)`` of a ``signals`` text."""
+    asn = net = ""
+    prefetch = False
+    for part in text.split():
+        if part.startswith("as"):
+            asn = part[2:]
+        elif part.startswith("net:"):
+            net = part[4:]
+        elif part == "prefetch":
+            prefetch = True
+    return asn, net, prefetch
 
-    parsed = ua_parser.parse(ua)
-    family = parsed.user_agent.family if parsed.user_agent else "Other"
-    os_family = parsed.os.family if parsed.os else "Other"
-    device_family = parsed.device.family if parsed.device else "Other"
-    client = _CLIENT_NAMES.get(family, family)
-    device = _device_class(ua, os_family, device_family)
 
-    lowered = ua.lower()
-    for token, reason in _SCANNER_TOKENS:
-        if token in lowered:
-            return AgentInfo(ua, client, "bot", "security_scanner", reason)
-    if _HEADLESS.search(ua):
-        return AgentInfo(ua, client, "bot", "unknown_bot", "headless browser agent")
-    if device == "bot" or _TOOLS.search(ua):
-        return AgentInfo(ua, client, "bot", "unknown_bot", "crawler or HTTP library agent")
-    return AgentInfo(ua, client, device, None, "")
+def timing_tag(tag: Tag, ts_ms: int, sent_at_ms: int | None, window_ms: int) -> Tag:
+    """A person's hit less than ``window_ms`` after the send becomes a probable machine open
+    (Mautic's BotRatioHelper: < 2 s; HubSpot; GMass: Gmail opens under a minute). Hits before
+    the send time (Custobar saw those) are left alone: the send time may be approximate."""
+    if tag[0] is not None or sent_at_ms is None or window_ms <= 0:
+        return tag
+    if 0 <= ts_ms - sent_at_ms < window_ms:
+        return ("unknown_bot", tag[1], PROBABLE, tag[3], tag[4])
+    return tag
 
 
 class Classifier:
-    """Caches agent descriptions and resolves the address/ASN-dependent rules per hit.
+    """Caches agent descriptions and network lookups; ``tag`` classifies one request.
 
     ``egress`` is Apple's egress list or a zero-argument loader for it (default: the shipped
-    seed); it is loaded on the first bare ``Mozilla/5.0`` hit only, so decoding never pays for a
-    10 MB list it does not need.
+    seed), loaded on the first bare ``Mozilla/5.0`` hit only. ``networks`` is the index of the
+    other lists (default: the shipped snapshots, or ``data_dir``'s fresher copies).
     """
 
     def __init__(
         self,
         egress: EgressRanges | Callable[[], EgressRanges] | None = None,
         *,
+        networks: NetworkIndex | None = None,
+        data_dir: Path | None = None,
         cache_size: int = 65_536,
     ) -> None:
         self._egress_source = egress
         self._egress: EgressRanges | None = egress if isinstance(egress, EgressRanges) else None
+        self.networks = networks if networks is not None else NetworkIndex.load(data_dir)
         self.agent: Callable[[str], AgentInfo] = lru_cache(maxsize=cache_size)(describe_agent)
         self._apple_ip: Callable[[str], bool] = lru_cache(maxsize=cache_size)(self._in_apple)
+        self._net_ip: Callable[[str], str] = lru_cache(maxsize=cache_size)(self.networks.lookup_ip)
         self._referer_rule: Callable[[str], tuple[str, str] | None] = lru_cache(maxsize=4096)(
-            self._referer_lookup
+            _referer_lookup
         )
+        self._human: dict[str, Tag] = {}
 
     @property
     def egress(self) -> EgressRanges:
@@ -222,49 +195,93 @@ class Classifier:
     def _in_apple(self, ip: str) -> bool:
         return self.egress.contains(ip)
 
-    @staticmethod
-    def _referer_lookup(referer: str) -> tuple[str, str] | None:
-        host = referer.split("//", 1)[-1].split("/", 1)[0].lower()
-        for suffix, family, reason in _REFERER_HOSTS:
-            if host == suffix or host.endswith("." + suffix):
-                return family, reason
-        return None
+    def network(self, ip: str, asn: str) -> str:
+        """The network label of a request: its address's list, else its AS number's."""
+        return (self._net_ip(ip) if ip else "") or self.networks.lookup_asn(asn)
 
-    def machine(
-        self, info: AgentInfo, method: str, ip: str, referer: str = "", asn: str = ""
-    ) -> str | None:
-        """The machine-open family of one request (``None`` = human). Hot path: keep it lean."""
+    def tag(
+        self,
+        info: AgentInfo,
+        method: str,
+        ip: str,
+        referer: str = "",
+        asn: str = "",
+        prefetch: bool = False,
+    ) -> Tag:
+        """The ``Tag`` of one request. Hot path: the common person costs two dict probes."""
+        net = self.network(ip, asn)
+        if info.rule == NEEDS_APPLE_IP and self._apple_ip(ip):
+            net = net or "apple"
+        machine, proxy, certainty, _ = self.decide(info, method, net, asn, referer, prefetch)
+        if machine is None and not net and not asn and not prefetch:
+            found = self._human.get(proxy)
+            if found is None:
+                found = self._human[proxy] = (None, proxy, "", RULES_VERSION, "")
+            return found
+        return (machine, proxy, certainty, RULES_VERSION, signals_text(asn, net, prefetch))
+
+    def decide(
+        self, info: AgentInfo, method: str, net: str, asn: str, referer: str, prefetch: bool
+    ) -> tuple[str | None, str, str, str]:
+        """``(machine, proxy, certainty, reason)`` from the request's facts (``net`` is the
+        network label, ``apple`` for Apple's egress list); see the module docstring."""
         rule = info.rule
-        if rule is not None:
-            if rule == _NEEDS_APPLE_IP:
-                return "apple_mpp" if self._apple_ip(ip) else "unknown_bot"
-            if rule == _NEEDS_ASN:
-                return "microsoft_scanner" if asn in MICROSOFT_ASNS else "gmail_prefetch"
-            return rule
+        microsoft = asn in MICROSOFT_ASNS
+        if net == "microsoft-eop":
+            return "microsoft_scanner", "", CERTAIN, "Exchange Online Protection range"
+        if rule == NEEDS_EDGE12_NETWORK:
+            if microsoft:
+                return "microsoft_scanner", "", CERTAIN, info.reason + " from Microsoft's AS"
+            google = asn in GOOGLE_ASNS or net == "google-fetcher"
+            reason = info.reason + (" from Google's network" if google else "")
+            return "gmail_prefetch", "google", CERTAIN if google else PROBABLE, reason
+        if rule == NEEDS_APPLE_IP:
+            if net == "apple":
+                return "apple_mpp", "apple", CERTAIN, info.reason + " from Apple's egress ranges"
+            if not net.startswith("gateway"):
+                reason = info.reason + " outside Apple's egress ranges"
+                return "apple_mpp", "apple", PROBABLE, reason
+        elif rule is not None and rule != NEEDS_MICROSOFT_NETWORK:
+            return rule, info.proxy, info.certainty or CERTAIN, info.reason
         if method == "HEAD":
-            return "unknown_bot"
+            return "unknown_bot", info.proxy, CERTAIN, "HEAD request"
+        if prefetch:
+            return "unknown_bot", info.proxy, CERTAIN, "prefetch request header"
+        if net.startswith("gateway"):
+            vendor = net.partition(":")[2] or "security gateway"
+            return "security_scanner", info.proxy, PROBABLE, f"{vendor} network"
+        if rule == NEEDS_MICROSOFT_NETWORK and microsoft:
+            return "microsoft_scanner", "", PROBABLE, info.reason + " from Microsoft's AS"
+        if net == "google-fetcher" and info.proxy != "google":
+            return "unknown_bot", "", PROBABLE, "Google crawler/fetcher range"
         if referer:
-            hit = self._referer_rule(referer)
-            if hit is not None:
-                return hit[0]
-        return None
+            found = self._referer_rule(referer)
+            if found is not None:
+                return found[0], info.proxy, PROBABLE, found[1]
+        proxy = info.proxy or ("microsoft" if microsoft else "")
+        return None, proxy, "", info.reason
 
     def explain(
-        self, ua: str, method: str = "GET", ip: str = "", referer: str = "", asn: str = ""
+        self,
+        ua: str,
+        method: str = "GET",
+        ip: str = "",
+        referer: str = "",
+        asn: str = "",
+        prefetch: bool = False,
     ) -> Verdict:
         """The verdict with its reason, for ``opens`` diagnostics and re-running rules."""
         info = self.agent(ua)
-        machine = self.machine(info, method, ip, referer, asn)
-        reason = info.reason
-        if info.rule == _NEEDS_APPLE_IP:
-            inside = machine == "apple_mpp"
-            reason += " from Apple's egress ranges" if inside else " outside Apple's egress ranges"
-        elif info.rule == _NEEDS_ASN:
-            reason += " from Microsoft's ASN" if machine == "microsoft_scanner" else ""
-        elif info.rule is None and machine is not None:
-            if method == "HEAD":
-                reason = "HEAD request"
-            else:
-                found = self._referer_rule(referer)
-                reason = found[1] if found else reason
-        return Verdict(machine, reason, info.client, info.device)
+        net = self.network(ip, asn)
+        if info.rule == NEEDS_APPLE_IP and self._apple_ip(ip):
+            net = net or "apple"
+        machine, proxy, certainty, reason = self.decide(info, method, net, asn, referer, prefetch)
+        return Verdict(machine, reason, info.client, info.device, proxy, certainty)
+
+
+def _referer_lookup(referer: str) -> tuple[str, str] | None:
+    host = referer.split("//", 1)[-1].split("/", 1)[0].lower()
+    for suffix, family, reason in _REFERER_HOSTS:
+        if host == suffix or host.endswith("." + suffix):
+            return family, reason
+    return None

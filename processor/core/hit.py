@@ -41,6 +41,12 @@ class Hit:
     machine-open family (``apple_mpp`` ...) or ``None`` for a human open. ``client_ip`` has the
     configured privacy treatment applied already. ``user_agent`` is the decoded raw agent, kept
     so classification rules can be re-run later.
+
+    ``proxy`` is the image proxy that fetched it (``apple``, ``google``, ``yahoo``,
+    ``microsoft`` or ``""``); ``certainty`` goes with a machine verdict (``certain`` or
+    ``probable``, ``""`` for a person); ``rules_version`` names the rules that decided both;
+    ``signals`` the network facts they used (``as8075 net:microsoft-eop prefetch``), so
+    ``opens reclassify`` can decide again without the full address.
     """
 
     request_id: str
@@ -63,6 +69,10 @@ class Hit:
     referer: str
     bytes: int
     time_taken: float
+    proxy: str = ""
+    certainty: str = ""
+    rules_version: str = ""
+    signals: str = ""
 
     @property
     def is_hit(self) -> bool:
@@ -114,6 +124,8 @@ class Hit:
             "client": self.client,
             "device": self.device,
             "machine": self.machine,
+            "proxy": self.proxy,
+            "certainty": self.certainty,
             "referer": self.referer,
             "bytes": self.bytes,
             "time_taken": self.time_taken,

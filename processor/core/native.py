@@ -29,7 +29,7 @@ from processor.core.classify import Classifier
 from processor.core.clock import EventWindow
 from processor.core.context import DecodeContext
 from processor.core.fields import DEFAULT_REALTIME_FIELDS
-from processor.core.hit import HIT_METHODS, HIT_STATUSES, Hit, new_hit
+from processor.core.hit import HIT_FIELDS, HIT_METHODS, HIT_STATUSES, Hit, new_hit
 from processor.core.kpl import KPL_MAGIC
 from processor.core.outcome import Failure
 from processor.core.realtime import _READ, RealtimeDecoder
@@ -39,6 +39,10 @@ try:
     import opens_native as _native
 except ImportError:  # pragma: no cover - the build is part of `make install`
     _native = None
+if _native is not None and getattr(_native, "HIT_FIELDS", None) != len(HIT_FIELDS):
+    # A core built for another ``Hit`` layout (an older build left installed): the reference
+    # decodes everything until ``make install`` rebuilds it.
+    _native = None  # pragma: no cover
 
 __all__ = ["AVAILABLE", "ndjson", "realtime_decoder", "standard_parser"]
 
@@ -67,7 +71,7 @@ def _builder_args(builder: HitBuilder) -> dict[str, Any]:
         "secrets": list(ctx.secrets),
         "ip_privacy": ctx.ip_privacy,
         "agent_fn": builder._agent,
-        "machine_fn": builder._machine,
+        "machine_fn": builder._tag,
         "ip_fn": builder._ip,
         "new_hit": new_hit,
     }

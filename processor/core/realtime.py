@@ -24,7 +24,7 @@ from processor.core.fields import DEFAULT_REALTIME_FIELDS, canonical_order
 from processor.core.hit import Hit
 from processor.core.kpl import KPL_MAGIC, deaggregate
 from processor.core.outcome import Failure
-from processor.core.text import count_value, decode_ua_once, split_header_lines
+from processor.core.text import count_value, decode_ua_once, prefetch_header, split_header_lines
 
 __all__ = ["RealtimeDecoder"]
 
@@ -165,8 +165,12 @@ class RealtimeDecoder:
             return Failure("bad_status", _raw(line, raw), field="sc-status")
         if rid == "-":
             rid = content_request_id(line)
-        if (agent == "-" or referer == "-") and self._has_headers:
-            agent, referer = self._from_headers(parts[self._i_headers], agent, referer)
+        prefetch = False
+        if self._has_headers:
+            headers = parts[self._i_headers]
+            if agent == "-" or referer == "-":
+                agent, referer = self._from_headers(headers, agent, referer)
+            prefetch = prefetch_header(headers)
         return builder.build(
             rid,
             ts_ms,
@@ -183,6 +187,7 @@ class RealtimeDecoder:
             count_value(nbytes),
             float(taken) if taken.replace(".", "", 1).isdigit() and taken.isascii() else 0.0,
             pixel,
+            prefetch,
         )
 
     @staticmethod

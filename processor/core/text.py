@@ -18,6 +18,7 @@ __all__ = [
     "decode_ua_auto",
     "decode_ua_once",
     "form_value",
+    "prefetch_header",
     "split_header_lines",
 ]
 
@@ -97,3 +98,19 @@ def split_header_lines(value: str) -> list[tuple[str, str]]:
             continue
         out.append((unquote(name), unquote(raw) if "%" in raw else raw))
     return out
+
+
+_PREFETCH_HEADERS = frozenset({"sec-purpose", "purpose", "x-purpose", "x-moz"})
+_PREFETCH_VALUES = ("prefetch", "preview", "prerender")
+
+
+def prefetch_header(value: str) -> bool:
+    """``cs-headers`` holds a prefetch header: ``Sec-Purpose``, ``Purpose``, ``X-Purpose`` or
+    ``X-Moz`` whose value names prefetch, preview or prerender (machine-opens.md §7; Fetch
+    standard's ``Sec-Purpose``, Firefox's ``X-Moz: prefetch``). No person asked for the image."""
+    for name, header_value in split_header_lines(value):
+        if name.lower() in _PREFETCH_HEADERS:
+            lowered = header_value.lower()
+            if any(mark in lowered for mark in _PREFETCH_VALUES):
+                return True
+    return False

@@ -77,11 +77,12 @@ FETCHERS: dict[str, Fetcher] = {
             "Chrome Mobile WebView",
             machine=False,
         ),
+        # Yahoo's image cache fetches when the person opens (a human open through a proxy).
         Fetcher(
-            "yahoo_proxy",
+            "yahoo_image_proxy",
             "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
             "Yahoo Mail (proxy)",
-            machine=True,
+            machine=False,
             network="yahoo-proxy",
         ),
         # Security gateways: a HEAD probe with a browser agent, and a named scanner.
@@ -116,6 +117,6 @@ MAILBOXES: tuple[tuple[int, str | None, tuple[str, ...]], ...] = (
     (12, "outlook", ()),
     (5, "thunderbird", ()),
     (9, "android_gmail_app", ()),
-    (4, "yahoo_proxy", ()),
+    (4, "yahoo_image_proxy", ()),
     (4, "outlook", ("gateway_head", "mimecast")),  # behind a corporate gateway
 )

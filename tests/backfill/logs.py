@@ -79,7 +79,7 @@ def make_requests(
         secret = {"valid": SECRET, "missing": None, "invalid": b"forged-key"}[sig_pick]
         method, ua, machine = "GET", HUMAN_UA, None
         if rnd.random() < 0.2:
-            ua, machine = YAHOO_UA, "yahoo_proxy"
+            ua, machine = YAHOO_UA, None  # Yahoo's image proxy: a person's open
         elif rnd.random() < 0.1:
             method, machine = "HEAD", "unknown_bot"
         status, path, hit = 200, "/o.gif", True

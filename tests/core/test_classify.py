@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from processor.core.classify import MACHINE_FAMILIES, Classifier
+from processor.core.classify import (
+    MACHINE_FAMILIES,
+    RULES_VERSION,
+    Classifier,
+    Tag,
+    parse_signals,
+    signals_text,
+    timing_tag,
+)
 from processor.core.egress import EgressRanges, parse_egress_csv
+from processor.core.networks import NETWORK_LISTS, NetworkIndex
 from processor.core.privacy import ip_to_int
+from processor.core.text import prefetch_header
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +33,9 @@ GMAIL_PREFETCH = (
     [
         ("Mozilla/5.0", "172.224.226.5", "", "apple_mpp", "Apple Mail", "proxy"),
         ("Mozilla/5.0", "2a02:26f7:b3c0:4000::17", "", "apple_mpp", "Apple Mail", "proxy"),
-        ("Mozilla/5.0", "198.51.100.7", "", "unknown_bot", "Apple Mail", "proxy"),
+        # Apple MPP's agent outside the (shipped seed of the) egress list: still apple_mpp,
+        # probable (test_issue_table checks the certainty).
+        ("Mozilla/5.0", "198.51.100.7", "", "apple_mpp", "Apple Mail", "proxy"),
         (
             "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 "
             "(via ggpht.com GoogleImageProxy)",
@@ -37,7 +51,7 @@ GMAIL_PREFETCH = (
             "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html",
             "98.136.1.1",
             "",
-            "yahoo_proxy",
+            None,  # Yahoo's image cache fetches when the person opens: a human open
             "Yahoo Mail (proxy)",
             "proxy",
         ),
@@ -202,3 +216,131 @@ def test_shipped_seed_file_loads_and_a_loader_runs_lazily() -> None:
     seeded = Classifier()  # the seed shipped in processor/core/data
     assert seeded.egress.count >= 10
     assert seeded.explain("Mozilla/5.0", ip="172.224.226.1").machine == "apple_mpp"
+
+
+CHROME_79 = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/79.0.3945.130 Safari/537.36"
+)
+CHROME_120 = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+EDGE_120 = CHROME_120 + " Edg/120.0.2210.91"
+YAHOO = "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html"
+
+
+@pytest.mark.parametrize(
+    ("ua", "ip", "asn", "expected"),
+    [
+        # The four rows of issue #17.
+        (CHROME_79, "40.107.22.51", "8075", ("microsoft_scanner", "", "certain")),
+        (CHROME_120, "205.139.111.9", "30031", ("security_scanner", "", "probable")),
+        (YAHOO, "98.136.1.1", "36647", (None, "yahoo", "")),
+        (EDGE_120, "52.96.40.10", "8075", (None, "microsoft", "")),
+        # More of the same axes.
+        ("Mozilla/5.0", "198.51.100.7", "", ("apple_mpp", "apple", "probable")),
+        ("Mozilla/5.0", "172.224.226.5", "", ("apple_mpp", "apple", "certain")),
+        (GMAIL_PREFETCH, "66.102.8.1", "15169", ("gmail_prefetch", "google", "certain")),
+        (GMAIL_PREFETCH, "203.0.113.9", "", ("gmail_prefetch", "google", "probable")),
+        (GMAIL_PREFETCH, "40.94.1.1", "8075", ("microsoft_scanner", "", "certain")),
+        (CHROME_79, "20.1.2.3", "8075", ("microsoft_scanner", "", "probable")),
+        (CHROME_79, "81.2.69.143", "3320", (None, "", "")),
+        (CHROME_120, "64.235.150.1", "", ("security_scanner", "", "probable")),
+        (CHROME_120, "66.249.87.5", "15169", ("unknown_bot", "", "probable")),
+        (
+            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com "
+            "GoogleImageProxy)",
+            "66.249.87.5",
+            "15169",
+            (None, "google", ""),
+        ),
+        (CHROME_120, "2a01:111:f400:7e00::12", "8075", ("microsoft_scanner", "", "certain")),
+        ("", "81.2.69.143", "3320", ("unknown_bot", "", "certain")),
+    ],
+)
+def test_issue_table(
+    classifier: Classifier, ua: str, ip: str, asn: str, expected: tuple[str | None, str, str]
+) -> None:
+    v = classifier.explain(ua, "GET", ip, "", asn)
+    assert (v.machine, v.proxy, v.certainty) == expected
+    tag = classifier.tag(classifier.agent(ua), "GET", ip, "", asn)
+    assert (tag[0], tag[1], tag[2]) == expected
+    assert tag[3] == RULES_VERSION
+
+
+def test_prefetch_headers_and_head() -> None:
+    c = Classifier()
+    assert c.explain(CHROME_120, "GET", "81.2.69.143", prefetch=True).machine == "unknown_bot"
+    assert prefetch_header("Host:x%0ASec-Purpose:prefetch%3Bprerender%0A")
+    assert prefetch_header("X-Moz:prefetch")
+    assert not prefetch_header("Purpose:nothing%0AX-Moz:")
+    assert not prefetch_header("User-Agent:prefetch")
+    assert c.explain(YAHOO, "HEAD").machine == "unknown_bot"
+
+
+def test_timing_makes_a_person_probable() -> None:
+    person: Tag = (None, "google", "", RULES_VERSION, "")
+    machine: Tag = ("apple_mpp", "apple", "certain", RULES_VERSION, "")
+    assert timing_tag(person, 1_000_500, 1_000_000, 2_000)[:3] == (
+        "unknown_bot",
+        "google",
+        "probable",
+    )
+    assert timing_tag(person, 1_002_000, 1_000_000, 2_000) == person
+    assert timing_tag(person, 999_000, 1_000_000, 2_000) == person  # before the send
+    assert timing_tag(person, 1_000_500, None, 2_000) == person
+    assert timing_tag(machine, 1_000_500, 1_000_000, 2_000) == machine
+
+
+def test_signals_round_trip() -> None:
+    assert parse_signals(signals_text("8075", "microsoft-eop", True)) == (
+        "8075",
+        "microsoft-eop",
+        True,
+    )
+    assert parse_signals("") == ("", "", False)
+
+
+def test_network_lists_ship_with_provenance() -> None:
+    index = NetworkIndex.load(None)
+    names = {info.name for info in index.lists}
+    assert names == set(NETWORK_LISTS)
+    for info in index.lists:
+        assert "https://" in info.source and info.date and info.licence and info.entries
+    assert index.lookup_ip("40.107.1.1") == "microsoft-eop"
+    assert index.lookup_ip("52.96.1.1") == ""  # Outlook.com/OWA: not EOP
+    assert index.lookup_asn("AS30031") == "gateway:mimecast"
+    assert index.lookup_asn("8075") == ""
+
+
+ips = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ua=st.one_of(st.sampled_from([CHROME_79, CHROME_120, EDGE_120, YAHOO, "Mozilla/5.0", ""])),
+    ip=ips,
+    asn=st.sampled_from(["", "8075", "15169", "30031", "3320", "7922"]),
+    method=st.sampled_from(["GET", "HEAD"]),
+    prefetch=st.booleans(),
+)
+def test_tag_agrees_with_explain(ua: str, ip: str, asn: str, method: str, prefetch: bool) -> None:
+    """Properties: ``tag`` (the hot path) and ``explain`` agree; a person has no certainty; a
+    machine has one; decisions depend only on (agent, method, network label, AS, prefetch), so
+    re-deciding from the stored signals gives the same tag."""
+    c = _SHARED
+    tag = c.tag(c.agent(ua), method, ip, "", asn, prefetch)
+    v = c.explain(ua, method, ip, "", asn, prefetch)
+    assert (tag[0], tag[1], tag[2]) == (v.machine, v.proxy, v.certainty)
+    assert (tag[0] is None) == (tag[2] == "")
+    assert tag[0] is None or tag[0] in MACHINE_FAMILIES
+    s_asn, s_net, s_prefetch = parse_signals(tag[4])
+    again = c.decide(c.agent(ua), method, s_net, s_asn, "", s_prefetch)
+    assert again[:3] == tag[:3]
+    if method == "GET" and not prefetch and asn in ("", "3320", "7922") and ua == CHROME_120:
+        # An ordinary browser from a residential network is never a machine open.
+        assert tag[0] is None or c.network(ip, asn) != ""
+
+
+_SHARED = Classifier()

@@ -87,7 +87,9 @@ def test_golden_contents_say_what_the_issue_requires(app: typer.Typer, env: Path
     assert (
         hits["Gld4"]["machine"] == "unknown_bot" and hits["Gld4"]["client_ip"] == "2600:1700:2328::"
     )
-    assert hits["Gld5"]["signature"] == "invalid" and hits["Gld5"]["machine"] == "yahoo_proxy"
+    # Yahoo's image cache fetches when the person opens: a human open through a proxy.
+    assert hits["Gld5"]["signature"] == "invalid" and hits["Gld5"]["machine"] is None
+    assert hits["Gld5"]["proxy"] == "yahoo" and hits["Gld3"]["proxy"] == "google"
     assert hits["Gld6"]["signature"] == "missing" and hits["Gld6"]["cid"] == "weekly"
     assert hits["Gld6"]["device"] == "mobile"
     assert "Gld7" not in hits  # /favicon.ico

@@ -17,12 +17,12 @@ pytestmark = pytest.mark.unit
 CONTRACT_KEYS = [
     "request_id", "ts", "source", "sid", "cid", "cat", "signature", "method", "status", "uri",
     "edge_location", "client_ip", "country", "user_agent", "client", "device", "machine",
-    "referer", "bytes", "time_taken",
+    "proxy", "certainty", "referer", "bytes", "time_taken",
 ]  # fmt: skip
 
 VALUES = (
     "rid", 1_700_000_000_007, "standard", "s", "c", "", "valid", "GET", 200, "/o.gif", "FRA2",
-    "192.0.2.0", "DE", "ua", "Outlook", "desktop", None, "", 43, 0.001,
+    "192.0.2.0", "DE", "ua", "Outlook", "desktop", None, "", 43, 0.001, "", "", "2026.12.1", "",
 )  # fmt: skip
 
 
@@ -41,7 +41,8 @@ def test_ndjson_keys_follow_the_contract() -> None:
     d = new_hit(*VALUES).to_json_dict()
     assert list(d) == CONTRACT_KEYS
     assert d["ts"] == "2023-11-14T22:13:20.007Z"
-    assert set(HIT_FIELDS) == (set(CONTRACT_KEYS) - {"ts"}) | {"ts_ms"}
+    # rules_version and signals are stored (``hits``) but not part of the NDJSON contract.
+    assert set(HIT_FIELDS) == (set(CONTRACT_KEYS) - {"ts"}) | {"ts_ms", "rules_version", "signals"}
 
 
 @pytest.mark.parametrize(

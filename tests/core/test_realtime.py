@@ -98,6 +98,8 @@ def test_values_of_the_default_layout(ctx: DecodeContext, classifier: Classifier
         "client": "Apple Mail",
         "device": "mobile",
         "machine": None,
+        "proxy": "",
+        "certainty": "",
         "referer": REQ.referer,
         "bytes": 473,
         "time_taken": 0.012,

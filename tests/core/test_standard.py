@@ -172,7 +172,13 @@ def test_v2_json_lines(ctx: DecodeContext, classifier: Classifier) -> None:
         "v2-id",
         "valid",
     )
-    assert (hit.machine, hit.bytes, hit.time_taken) == ("unknown_bot", 473, 0.002)
+    # A bare Mozilla/5.0 outside Apple's list: Apple MPP all the same, probable.
+    assert (hit.machine, hit.certainty, hit.bytes, hit.time_taken) == (
+        "apple_mpp",
+        "probable",
+        473,
+        0.002,
+    )
 
 
 def test_v2_w3c_with_millisecond_timestamps(ctx: DecodeContext, classifier: Classifier) -> None:
