@@ -23,6 +23,7 @@ from faust import streams as faust_streams
 from faust.web import Request, Response, View
 
 from processor.backoff import backoff_delay, retry
+from processor.core.builder import reload_classifiers
 from processor.core.fields import canonical_order
 from processor.core.hit import Hit
 from processor.core.native import realtime_decoder
@@ -30,7 +31,8 @@ from processor.core.outcome import Failure
 from processor.core.privacy import ip_treatment, raw_treatment, treat_ips_in_text
 from processor.core.realtime import RealtimeDecoder
 from processor.dedupe import Admission, FirstOpen, SubscriberState, admit
-from processor.metrics import Metrics
+from processor.lists import configured_sources, http_fetch, list_ages, update_lists
+from processor.metrics import ListAge, Metrics
 from processor.offset_guard import OffsetGuard
 from processor.offsets import offset_key, subscriber_key
 from processor.settings import Settings
@@ -310,6 +312,25 @@ def create_app(settings: Settings, *, hits_partitions: int | None = None) -> fau
     async def refresh_suppression() -> None:
         """Forgotten subscribers: the worker's copy of the list (processor.worker_suppression)."""
         await suppression.refresh()
+
+    pipe.metrics.registry.register(ListAge(settings.data_dir))
+
+    @app.timer(interval=max(60.0, min(3600.0, settings.lists_refresh_hours * 3600)))
+    async def refresh_lists_timer() -> None:
+        """``opens data update`` once a list in use is older than OPENS_LISTS_REFRESH_HOURS
+        (a fresh install's snapshots too); decoders use new lists from their next hit."""
+        ages = await asyncio.to_thread(list_ages, settings.data_dir)
+        limit = settings.lists_refresh_hours * 3600
+        if limit <= 0 or all(age < limit for age, _ in ages.values()):
+            return
+        sources = configured_sources(settings.gateway_list_url)
+        results = await asyncio.to_thread(
+            update_lists, settings.data_dir, http_fetch(60.0), sources
+        )
+        for r in results:
+            if not r.ok:
+                log.warning("network list %s not refreshed: %s", r.name, r.detail)
+        reload_classifiers()
 
     sealer: dict[str, Any] = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -36,6 +37,27 @@ class CheckpointAge(Collector):
         now = time.monotonic()
         for shard, at in sorted(self.last.items()):
             g.add_metric([shard], now - at)
+        yield g
+
+
+class ListAge(Collector):
+    """``opens_list_age_seconds{list, copy}``: age of each network list the classifier uses
+    (``copy``: ``downloaded`` by ``opens data update`` / the worker, or the shipped
+    ``snapshot``), computed when scraped."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir = data_dir
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from processor.lists import list_ages
+
+        g = GaugeMetricFamily(
+            "opens_list_age_seconds",
+            "Age of each machine-open network list in use (download time, else snapshot date)",
+            labels=["list", "copy"],
+        )
+        for name, (age, kind) in sorted(list_ages(self.data_dir).items()):
+            g.add_metric([name, kind], age)
         yield g
 
 

@@ -145,6 +145,19 @@ class Settings(BaseSettings):
     stack_moto_port: int = Field(15000, ge=1024, le=65535)
     stack_start_timeout: float = Field(90.0, gt=0)
 
+    # --- machine-open classification (issue #17) ---
+    lists_refresh_hours: float = Field(
+        24.0, ge=0, description="how often the worker runs `opens data update` (0 = never)"
+    )
+    gateway_list_url: str = Field(
+        "", description="a gateway network list (classifier's text format) data update fetches"
+    )
+    machine_timing_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="a person's hit this soon after the campaign's send is a probable machine",
+    )
+
     # --- forgotten subscribers (opens forget; issue #14) ---
     suppression_refresh_seconds: float = Field(
         5.0, gt=0, description="how often the worker re-reads the suppression list"

@@ -18,8 +18,7 @@ import typer
 
 from processor.cli.context import settings_from
 from processor.core.context import DecodeContext
-from processor.core.data import APPLE_EGRESS_FILENAME, APPLE_EGRESS_URL
-from processor.core.egress import parse_egress_csv
+from processor.core.data import APPLE_EGRESS_URL
 from processor.core.fields import UnknownFieldError, canonical_order
 from processor.core.logparse import BlockDecoder, ParseSummary, block_decoder, decode_blocks
 from processor.core.native import ndjson
@@ -244,36 +243,40 @@ def _parse_one(
 
 def data_update_cmd(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option("--url", help="Where Apple publishes the list.")] = (
-        APPLE_EGRESS_URL
-    ),
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds.")] = 60.0,
+    url: Annotated[
+        str, typer.Option("--url", help="Where Apple publishes its egress list.")
+    ] = APPLE_EGRESS_URL,
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="NAME=URL: fetch list NAME from URL (repeatable)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per list.")] = 60.0,
 ) -> None:
-    """Download Apple's Private Relay egress ranges (used to recognise Apple MPP opens)."""
-    import httpx
+    """Download every network list the classifier uses (Apple, Google, Microsoft EOP, gateways)
+    into the data dir, with version and date; the shipped snapshots stay in use for any that
+    fails."""
+    from processor.lists import configured_sources, http_fetch, update_lists
 
-    _, _, data_dir = _settings_context(ctx)
-    target = data_dir / APPLE_EGRESS_FILENAME
-    try:
-        response = httpx.get(url, timeout=timeout, follow_redirects=True)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        msg = f"cannot download Apple's egress ranges from {url}: {exc or type(exc).__name__}"
-        raise OpensError(
-            msg,
-            hint="offline? the classifier keeps using the shipped seed list",
-        ) from None
-    text = response.text
-    entries, rejected = parse_egress_csv(text.splitlines())
-    if not entries:
-        msg = f"{url} returned no IP ranges ({rejected} unreadable lines)"
-        raise OpensError(msg)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".csv.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
-    skipped = f" ({rejected} lines skipped)" if rejected else ""
-    typer.echo(f"saved {len(entries):,} ranges to {target}{skipped}")
+    settings = settings_from(ctx)
+    data_dir = Path(settings.data_dir)
+    sources = configured_sources(settings.gateway_list_url)
+    sources["apple-egress"] = url
+    for item in source or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in sources:
+            msg = f"--source {item!r}: expected NAME=URL with NAME one of {', '.join(sources)}"
+            raise typer.BadParameter(msg)
+        sources[name] = value
+
+    results = update_lists(data_dir, http_fetch(timeout), sources)
+    for r in results:
+        if r.ok:
+            typer.echo(f"{r.name}: saved {r.entries:,} entries (version {visible(r.version)})")
+        else:
+            typer.echo(f"{r.name}: not updated: {visible(r.detail)}", err=True)
+    if not any(r.ok for r in results):
+        msg = "no list could be downloaded"
+        raise OpensError(msg, hint="offline? the classifier keeps using the shipped snapshots")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -28,6 +30,21 @@ def _table(rows: list[ComponentStatus]) -> Table:
     return table
 
 
+def _lists_table(data_dir: Path) -> Table:
+    """The classifier's network lists and how old the copies in use are (issue #17)."""
+    from processor.lists import list_ages
+
+    table = Table("network list", "copy", "age")
+    for name, (age, kind) in sorted(list_ages(Path(data_dir)).items()):
+        stale = age > 7 * 86400
+        table.add_row(
+            rich_text(name),
+            rich_text(kind),
+            rich_text(f"{age / 86400:.1f} d", "yellow" if stale else "green"),
+        )
+    return table
+
+
 @stack_app.command()
 def up(ctx: typer.Context) -> None:
     """Start Kafka and moto (fetching the Kafka jars once); harmless when already up."""
@@ -47,8 +64,10 @@ def down(ctx: typer.Context) -> None:
 @stack_app.command()
 def status(ctx: typer.Context) -> None:
     """Show each component, its address and PID; exits 3 when something is not running."""
-    rows = LocalStack(settings_from(ctx)).status()
+    settings = settings_from(ctx)
+    rows = LocalStack(settings).status()
     console.print(_table(rows))
+    console.print(_lists_table(settings.data_dir))
     if any(r.state in ("stopped", "running") for r in rows):
         raise typer.Exit(3)
 

@@ -11,6 +11,7 @@ import hashlib
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import unquote
 
 from processor.core.classify import AgentInfo, Classifier
@@ -20,7 +21,7 @@ from processor.core.hit import Hit, Source, new_hit
 from processor.core.pixel import Signer, pixel_query_values
 from processor.core.privacy import ip_treatment
 
-__all__ = ["HitBuilder", "classifier_for", "content_request_id"]
+__all__ = ["HitBuilder", "classifier_for", "content_request_id", "reload_classifiers"]
 
 
 def content_request_id(line: str) -> str:
@@ -50,6 +51,13 @@ def classifier_for(ctx: DecodeContext) -> Classifier:
 
         found = _CLASSIFIERS[key] = Classifier(load, data_dir=data_dir)
     return found
+
+
+def reload_classifiers() -> int:
+    """Every shared classifier re-reads its data dir's lists (the worker's refresh)."""
+    for key, found in _CLASSIFIERS.items():
+        found.reload(None if key == "None" else Path(key))
+    return len(_CLASSIFIERS)
 
 
 class HitBuilder:

@@ -182,6 +182,15 @@ class Classifier:
         )
         self._human: dict[str, Tag] = {}
 
+    def reload(self, data_dir: Path | None) -> None:
+        """Use the lists now in ``data_dir`` (after ``opens data update``): decoders that hold
+        this classifier pick them up with their next hit."""
+        self.networks = NetworkIndex.load(data_dir)
+        self._net_ip = lru_cache(maxsize=65_536)(self.networks.lookup_ip)
+        if callable(self._egress_source) or self._egress_source is None:
+            self._egress = None
+        self._apple_ip = lru_cache(maxsize=65_536)(self._in_apple)
+
     @property
     def egress(self) -> EgressRanges:
         if self._egress is None:

@@ -8,3 +8,5 @@ DATA_DIR = Path(__file__).resolve().parent
 APPLE_EGRESS_FILENAME = "apple-egress-ip-ranges.csv"
 APPLE_EGRESS_SEED = DATA_DIR / APPLE_EGRESS_FILENAME
 APPLE_EGRESS_URL = "https://mask-api.icloud.com/egress-ip-ranges.csv"
+# When the seed rows were taken (data/README.md); ``opens data update`` replaces the list.
+APPLE_EGRESS_SEED_DATE = "2026-11-27"
