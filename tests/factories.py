@@ -10,7 +10,10 @@ from typing import Any
 
 from processor.core.hit import Hit
 from processor.metrics import Metrics
-from processor.sinks.clickhouse.sink import INGEST_TABLE, ClickHouseSink
+from processor.sinks.clickhouse.sink import HIT_COLUMNS, INGEST_TABLE, ClickHouseSink
+
+# `hits` before migration 0013 (no proxy, certainty, rules_version, signals).
+OLD_COLUMNS = HIT_COLUMNS[:20]
 
 HOSTILE = ["'; DROP TABLE hits; --", "quote'\"`", "emoji 📬✉️", "x" * 10_000, "tab\tnew\nline"]
 
@@ -166,9 +169,18 @@ def summary(client: Any, db: str) -> dict[str, dict[str, Any]]:
     return {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
 
 
-def write(client: Any, db: str, *batches: list[Hit], table: str = INGEST_TABLE) -> None:
-    """Through the worker's sink; ``table="hits"`` for a database older than migration 10."""
-    sink = ClickHouseSink(lambda: client, db, Metrics(), table=table)
+def write(
+    client: Any,
+    db: str,
+    *batches: list[Hit],
+    table: str = INGEST_TABLE,
+    columns: tuple[str, ...] = HIT_COLUMNS,
+) -> None:
+    """Through the worker's sink; ``table="hits"`` for a database older than migration 10,
+    ``columns=OLD_COLUMNS`` for one older than 0013."""
+    if table == "hits":
+        columns = OLD_COLUMNS
+    sink = ClickHouseSink(lambda: client, db, Metrics(), table=table, columns=columns)
 
     async def go() -> None:
         for b in batches:

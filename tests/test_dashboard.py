@@ -75,3 +75,38 @@ def test_dashboard_renders_live_numbers(endpoint: str, tmp_path: Path) -> None:
     keep: Any = Path("bench-results")
     keep.mkdir(exist_ok=True)
     shutil.copy(shot, keep / "dashboard.png")
+
+
+def _row(dom: str, name: str) -> list[int]:
+    found = re.search(rf"<tr>\s*<td>{name}</td>(.*?)</tr>", dom, re.S)
+    assert found, name
+    return [int(n.replace(",", "")) for n in re.findall(r'<td class="n">([\d,]+)</td>', found[1])]
+
+
+def test_toggle_counts_probable_machine_opens_as_human(
+    endpoint: str, chdb_client: Any, ch_database: str, tmp_path: Path
+) -> None:
+    """gamma: one subscriber opened only through a gateway (a probable machine open), one was
+    Apple MPP (certain): off, both are machine opens and nobody is a human opener; on, the
+    probable one counts as a person."""
+    from tests.factories import make_hit, write
+
+    rows = [
+        make_hit(1, cid="gamma", sid="p", machine="security_scanner", certainty="probable"),
+        make_hit(2, cid="gamma", sid="c", machine="apple_mpp", certainty="certain"),
+    ]
+    write(chdb_client, ch_database, rows)
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+
+    def dump(query: str) -> str:
+        return subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, *profile, "--dump-dom", f"{endpoint}/dashboard{query}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+
+    # columns: sends, opens, unique, human unique, machine, invalid
+    assert _row(dump(""), "gamma")[1:5] == [2, 2, 0, 2]
+    assert _row(dump("?probable=human"), "gamma")[1:5] == [2, 2, 1, 1]

@@ -165,10 +165,20 @@ async function renderFreshness() {
   $("freshness").textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
 }
 
+// The toggle: probable machine opens count as a person's (campaign_summary's
+// probable_machine_opens and human_unique_opens_with_probable, migration 0013).
+function lenient(r) {
+  if (!$("lenient").checked) return r;
+  const human = Number(r.human_unique_opens_with_probable || 0), sends = Number(r.sends || 0);
+  return {...r, human_unique_opens: human,
+    machine_opens: Number(r.machine_opens || 0) - Number(r.probable_machine_opens || 0),
+    human_open_rate: sends > 0 ? human / sends : null};
+}
+
 async function refresh() {
   try {
     const f = campaignFilter();
-    const all = await sql("SELECT * FROM campaign_summary ORDER BY campaign");
+    const all = (await sql("SELECT * FROM campaign_summary ORDER BY campaign")).map(lenient);
     renderCampaigns(all);
     renderCards(f.params.c ? all.filter((r) => r.campaign === f.params.c) : all);
     await Promise.all([renderTimeline(), renderHeatmap(), renderBreakdowns(), renderFreshness()]);
@@ -177,6 +187,9 @@ async function refresh() {
   }
 }
 
+$("lenient").checked = new URLSearchParams(location.search).get("probable") === "human"
+  || localStorage.getItem("opens-lenient") === "1";
+$("lenient").addEventListener("change", () => { localStorage.setItem("opens-lenient", $("lenient").checked ? "1" : "0"); refresh(); });
 $("campaign").addEventListener("change", refresh);
 $("tz").addEventListener("change", () => { localStorage.setItem("opens-tz", $("tz").value); refresh(); });
 refresh();

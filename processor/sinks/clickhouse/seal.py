@@ -22,6 +22,8 @@ MARGIN_SECONDS = 300
 # the row's grouping set.
 _SEAL = """
 INSERT INTO {db:Identifier}.{staging:Identifier}
+    (day, as_of, kind, cid, minute, client, device, country, machine, opens, human_opens,
+     machine_opens, invalid_hits, probable_opens)
 SELECT
     toDate({day:String}) AS day,
     {as_of:DateTime64(3)} AS as_of,
@@ -31,15 +33,39 @@ SELECT
     countIf(signature != 'invalid') AS opens,
     countIf(signature != 'invalid' AND machine = '') AS human_opens,
     countIf(signature != 'invalid' AND machine != '') AS machine_opens,
-    countIf(signature = 'invalid') AS invalid_hits
+    countIf(signature = 'invalid') AS invalid_hits,
+    countIf(signature != 'invalid' AND machine != '' AND certainty = 'probable') AS probable_opens
 FROM (
-    SELECT cid, toStartOfMinute(ts) AS minute, client, device, country, machine, signature
+    SELECT cid, toStartOfMinute(ts) AS minute, client, device, country, machine, signature,
+           certainty
     FROM {db:Identifier}.hits FINAL
     WHERE toYYYYMMDD(ts) = toYYYYMMDD(toDate({day:String}))
 )
 GROUP BY GROUPING SETS ((cid, minute), (cid, client, device), (cid, country), (cid, machine))
 SETTINGS do_not_merge_across_partitions_select_final = 1
 """
+
+
+# Before migration 0013 `sealed_counts` has no probable_opens (a sealer of this version on a
+# database not yet migrated, e.g. during a rolling upgrade).
+_SEAL_BEFORE_0013 = (
+    _SEAL.replace(", probable_opens)", ")")
+    .replace(
+        ",\n    countIf(signature != 'invalid' AND machine != '' AND certainty = 'probable') AS "
+        "probable_opens",
+        "",
+    )
+    .replace(",\n           certainty", "")
+)
+
+
+def _seal_sql(client: Any, database: str) -> str:
+    has = client.command(
+        "SELECT count() FROM system.columns WHERE database = {db:String} "
+        "AND table = 'sealed_counts' AND name = 'probable_opens'",
+        parameters={"db": database},
+    )
+    return _SEAL if int(has) else _SEAL_BEFORE_0013
 
 
 @dataclass(frozen=True)
@@ -69,7 +95,9 @@ def seal_day(client: Any, database: str, day: date, as_of: datetime) -> int:
     client.command(f"CREATE TABLE {db}.{staging} AS {db}.sealed_counts")
     try:
         p = {"db": database, "staging": name}
-        client.command(_SEAL, parameters={**p, "day": day.isoformat(), "as_of": as_of})
+        client.command(
+            _seal_sql(client, database), parameters={**p, "day": day.isoformat(), "as_of": as_of}
+        )
         n = int(
             client.command("SELECT count() FROM {db:Identifier}.{staging:Identifier}", parameters=p)
         )

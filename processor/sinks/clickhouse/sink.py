@@ -50,6 +50,7 @@ INSERT_SETTINGS: dict[str, Any] = {
 # Where every writer inserts hits: the suppression list is applied there (migration 0010).
 INGEST_TABLE = "hits_ingest"
 
+# The first 20 are `hits`' columns up to migration 0012; 0013 added the last four.
 HIT_COLUMNS: tuple[str, ...] = (
     "request_id",
     "ts",
@@ -71,6 +72,10 @@ HIT_COLUMNS: tuple[str, ...] = (
     "referer",
     "bytes",
     "time_taken",
+    "proxy",
+    "certainty",
+    "rules_version",
+    "signals",
 )
 
 
@@ -97,6 +102,10 @@ def hit_columns(hits: Sequence[Hit]) -> list[list[Any]]:
         [h.referer for h in hits],
         [h.bytes for h in hits],
         [h.time_taken for h in hits],
+        [h.proxy for h in hits],
+        [h.certainty for h in hits],
+        [h.rules_version for h in hits],
+        [h.signals for h in hits],
     ]
 
 
@@ -115,8 +124,12 @@ class ClickHouseSink:
         *,
         max_backoff: float = 30.0,
         table: str = INGEST_TABLE,
+        columns: Sequence[str] = HIT_COLUMNS,
     ) -> None:
         self._connect = connect
+        # ``columns``: a subset of HIT_COLUMNS, for a database older than migration 0013 (tests).
+        self._keep = [i for i, name in enumerate(HIT_COLUMNS) if name in columns]
+        self._columns = [HIT_COLUMNS[i] for i in self._keep]
         self._client: Any = None
         self.database = database
         self.metrics = metrics
@@ -130,10 +143,11 @@ class ClickHouseSink:
         if self._client is None:
             self._client = self._connect()
         try:
+            data = hit_columns(hits)
             self._client.insert(
                 self.table,
-                hit_columns(hits),
-                column_names=list(HIT_COLUMNS),
+                data if len(self._keep) == len(data) else [data[i] for i in self._keep],
+                column_names=self._columns,
                 database=self.database,
                 column_oriented=True,
                 settings=INSERT_SETTINGS,
