@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,7 @@ def opens(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ("parse",),
         ("pixel-url",),
         ("data", "update"),
+        ("reclassify",),
         ("infra",),
         ("infra", "plan"),
         ("infra", "apply"),
@@ -80,3 +83,13 @@ def test_unknown_command_fails_cleanly() -> None:
     out = opens("no-such-command")
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
+
+
+def test_reclassify_on_an_empty_database_says_so_in_json(tmp_path: Path) -> None:
+    out = opens("reclassify", "--since", "7d", env={"OPENS_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {
+        "examined": 0, "changed": 0, "subscribers": 0, "days": [], "moves": [],
+    }  # fmt: skip
+    bad = opens("reclassify", "--since", "yesterday-ish", env={"OPENS_DATA_DIR": str(tmp_path)})
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from processor.cli import backfill_cmds, clickhouse_cmds, decode_cmds, edge_cmd
+from processor.cli import backfill_cmds, clickhouse_cmds, decode_cmds, edge_cmd, reclassify_cmd
 from processor.cli.context import settings_from
 from processor.cli.infra_cmds import infra_app
 from processor.cli.output import err_console, is_terminal
@@ -28,6 +28,7 @@ clickhouse_cmds.register(app)
 decode_cmds.register(app)
 backfill_cmds.register(app)
 edge_cmd.register(app)
+reclassify_cmd.register(app)
 app.add_typer(infra_app, name="infra")
 
 

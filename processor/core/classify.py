@@ -270,6 +270,23 @@ class Classifier:
         proxy = info.proxy or ("microsoft" if microsoft else "")
         return None, proxy, "", info.reason
 
+    def retag(self, ua: str, method: str, ip: str, referer: str, signals: str, privacy: str) -> Tag:
+        """The ``Tag`` of a *stored* hit (``opens reclassify``): the agent, method and referer
+        as stored, the ASN and prefetch flag from ``signals``, and the network looked up again
+        in today's lists where the stored address allows it — exactly with ``privacy="full"``;
+        with ``truncate`` for prefixes up to /24 (/48), falling back to the label found at
+        decode time for finer ones; with ``drop`` the decode-time label only."""
+        asn, stored, prefetch = parse_signals(signals)
+        info = self.agent(ua)
+        if privacy == "full":
+            return self.tag(info, method, ip, referer, asn, prefetch)
+        coarse = self.networks.lookup_ip(ip, coarse=True) if privacy == "truncate" and ip else ""
+        net = coarse or (stored if stored != "apple" else "") or self.networks.lookup_asn(asn)
+        if info.rule == NEEDS_APPLE_IP and stored == "apple":
+            net = net or "apple"
+        machine, proxy, certainty, _ = self.decide(info, method, net, asn, referer, prefetch)
+        return (machine, proxy, certainty, RULES_VERSION, signals_text(asn, net, prefetch))
+
     def explain(
         self,
         ua: str,

@@ -184,14 +184,19 @@ class NetworkIndex:
             )
         )
 
-    def lookup_ip(self, ip: str) -> str:
-        """The label of the most specific prefix holding ``ip``, or ``""``."""
+    def lookup_ip(self, ip: str, *, coarse: bool = False) -> str:
+        """The label of the most specific prefix holding ``ip``, or ``""``. ``coarse``: only
+        prefixes no longer than /24 (IPv4) or /48 (IPv6), the ones a truncated address
+        (``OPENS_IP_PRIVACY=truncate``) still answers exactly."""
         parsed = ip_to_int(ip)
         if parsed is None:
             return ""
         version, n = parsed
         bits, table = (32, self._v4) if version == 4 else (128, self._v6)
+        longest = (24 if version == 4 else 48) if coarse else bits
         for plen, nets in table:
+            if plen > longest:
+                continue
             label = nets.get(n >> (bits - plen))
             if label is not None:
                 return label
