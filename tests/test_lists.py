@@ -179,3 +179,27 @@ def test_list_age_is_a_metric_and_a_stack_status_table(tmp_path: Path) -> None:
     console.print(_lists_table(tmp_path))
     out = console.export_text()
     assert "microsoft-eop" in out and "snapshot" in out
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_reload_reaches_decoders_already_running(native: bool) -> None:
+    """The worker's refresh: a decoder built before the lists changed uses them at once (the
+    native core's own person shortcut reads the classifier's sets, updated in place)."""
+    from processor.core.fields import DEFAULT_REALTIME_FIELDS
+    from processor.core.hit import Hit
+    from processor.core.native import realtime_decoder
+    from processor.core.networks import NetworkIndex
+    from processor.core.realtime import RealtimeDecoder
+    from tests.corpus import CTX, Row, record
+
+    classifier = Classifier(networks=NetworkIndex())
+    make = realtime_decoder if native else RealtimeDecoder
+    fields = DEFAULT_REALTIME_FIELDS  # no cs-headers: the native core decides by itself
+    decoder = make(fields, CTX, classifier=classifier)
+    ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0.0.0 Safari/537.36"
+    row = Row(ua, "40.107.22.51", "8075", "GET", "", "", "", "", "", "")
+    first = decoder.decode(record(row, 1, fields))
+    assert isinstance(first, Hit) and (first.machine, first.proxy) == (None, "microsoft")
+    classifier.reload(None)  # the shipped snapshots, EOP included
+    again = decoder.decode(record(row, 2, fields))
+    assert isinstance(again, Hit) and again.machine == "microsoft_scanner"

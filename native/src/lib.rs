@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PySet, PyString, PyTuple, PyType};
 use rustc_hash::FxHashMap as HashMap;
 use sha2::Sha256;
 
@@ -338,6 +338,65 @@ fn split_tabs(line: &str, maxsplit: usize, out: &mut Vec<(usize, usize)>) {
     out.push((from, line.len()));
 }
 
+/// A dotted-quad IPv4 address as `truncate_v4` accepts it (strict: no leading zeros).
+fn parse_v4(ip: &str) -> Option<u32> {
+    truncate_v4(ip)?;
+    let mut n: u32 = 0;
+    for octet in ip.split('.') {
+        n = (n << 8) | octet.parse::<u32>().ok()?;
+    }
+    Some(n)
+}
+
+impl Fast {
+    /// The person's tag when the request cannot meet a network rule, else `None` (ask Python).
+    fn person(
+        &mut self,
+        py: Python<'_>,
+        proxy: PyObject,
+        f: &Fields<'_>,
+    ) -> PyResult<Option<[PyObject; 5]>> {
+        if f.method == "HEAD" || !f.referer.is_empty() || (!f.asn.is_empty() && !all_digits(f.asn))
+        {
+            return Ok(None);
+        }
+        if !f.ip.is_empty() {
+            let Some(n) = parse_v4(f.ip) else {
+                return Ok(None);
+            };
+            if self.v4_keys.bind(py).contains(n >> 16)? {
+                return Ok(None);
+            }
+        }
+        if !f.asn.is_empty() && self.asns.bind(py).contains(f.asn)? {
+            return Ok(None);
+        }
+        if self.signals.len() >= INTERN_LIMIT {
+            self.signals.clear();
+        }
+        let signals = match self.signals.get(f.asn) {
+            Some(s) => s.clone_ref(py),
+            None => {
+                let text = if f.asn.is_empty() {
+                    String::new()
+                } else {
+                    format!("as{}", f.asn)
+                };
+                let s = PyString::new(py, &text).into_any().unbind();
+                self.signals.insert(f.asn.to_owned(), s.clone_ref(py));
+                s
+            }
+        };
+        Ok(Some([
+            py.None(),
+            proxy,
+            self.empty.clone_ref(py),
+            self.rules_version.clone_ref(py),
+            signals,
+        ]))
+    }
+}
+
 /// A record whose text could hold a prefetch header (`Sec-Purpose`, `Purpose`, `X-Purpose`,
 /// `X-Moz`, any case): the reference decides it (`text.prefetch_header`).
 fn may_name_prefetch(line: &str) -> bool {
@@ -567,6 +626,8 @@ impl Columns {
 
 struct Agent {
     info: PyObject,
+    /// `AgentInfo.proxy`, for the person's tag the core builds itself (`Fast`).
+    proxy: PyObject,
     user_agent: PyObject,
     client: PyObject,
     device: PyObject,
@@ -640,6 +701,20 @@ struct Builder {
     /// `HIT_METHODS` and `HIT_STATUSES` (`Hit.is_hit`), set by `set_countable`.
     hit_methods: Vec<String>,
     hit_statuses: Vec<i64>,
+    /// `Classifier.tag`'s person case decided here (`set_fast_path`), else `None`.
+    fast: Option<Fast>,
+}
+
+/// What `Classifier.tag` decides without its network rules: a plain agent's GET without referer
+/// from an IPv4 address outside `v4_keys` (/16 networks holding a listed prefix) and a numeric
+/// AS outside `asns` is a person, `(None, proxy, "", rules_version, "as<asn>")`. Both sets are
+/// the classifier's own Python sets, updated in place when it reloads its lists.
+struct Fast {
+    v4_keys: Py<PySet>,
+    asns: Py<PySet>,
+    rules_version: PyObject,
+    empty: PyObject,
+    signals: HashMap<String, PyObject>,
 }
 
 impl Builder {
@@ -688,7 +763,24 @@ impl Builder {
             source_text: source,
             hit_methods: Vec::new(),
             hit_statuses: Vec::new(),
+            fast: None,
         })
+    }
+
+    fn set_fast_path(
+        &mut self,
+        py: Python<'_>,
+        v4_keys: Py<PySet>,
+        asns: Py<PySet>,
+        rules_version: PyObject,
+    ) {
+        self.fast = Some(Fast {
+            v4_keys,
+            asns,
+            rules_version,
+            empty: PyString::new(py, "").into_any().unbind(),
+            signals: HashMap::default(),
+        });
     }
 
     /// `HitBuilder.is_pixel_path`; `None` = defer.
@@ -702,12 +794,14 @@ impl Builder {
         Some(unquote(path)? == self.pixel_path.as_str())
     }
 
-    /// `(info, user_agent, client, device, rule is None)` for a raw agent, one map lookup.
+    /// `(info, user_agent, client, device, proxy if rule is None)` for a raw agent, one map
+    /// lookup.
+    #[allow(clippy::type_complexity)]
     fn agent(
         &mut self,
         py: Python<'_>,
         raw: &str,
-    ) -> PyResult<(PyObject, PyObject, PyObject, PyObject, bool)> {
+    ) -> PyResult<(PyObject, PyObject, PyObject, PyObject, Option<PyObject>)> {
         let parts = |a: &Agent| {
             let c = |o: &PyObject| o.clone_ref(py);
             (
@@ -715,7 +809,7 @@ impl Builder {
                 c(&a.user_agent),
                 c(&a.client),
                 c(&a.device),
-                a.plain,
+                a.plain.then(|| c(&a.proxy)),
             )
         };
         if let Some(found) = self.agents.get(raw) {
@@ -737,6 +831,7 @@ impl Builder {
             client: client.unbind(),
             device: device.unbind(),
             plain: b.getattr("rule")?.is_none(),
+            proxy: b.getattr("proxy")?.unbind(),
             info,
         };
         let out = parts(&agent);
@@ -780,7 +875,18 @@ impl Builder {
 
     /// The reference's classification (`Classifier.tag`): `(machine, proxy, certainty,
     /// rules_version, signals)`. Every hit asks, since network lists decide as well as agents.
-    fn tag(&self, py: Python<'_>, info: PyObject, f: &Fields<'_>) -> PyResult<[PyObject; 5]> {
+    fn tag(
+        &mut self,
+        py: Python<'_>,
+        info: PyObject,
+        plain: Option<PyObject>,
+        f: &Fields<'_>,
+    ) -> PyResult<[PyObject; 5]> {
+        if let (Some(proxy), Some(fast)) = (plain, self.fast.as_mut()) {
+            if let Some(tag) = fast.person(py, proxy, f)? {
+                return Ok(tag);
+            }
+        }
         let tag = self
             .machine_fn
             .call1(py, (info, f.method, f.ip, f.referer, f.asn))?;
@@ -826,8 +932,8 @@ impl Builder {
             }
             _ => self.ip_fn.call1(py, (f.ip,))?,
         };
-        let (info, user_agent, client, device, _) = self.agent(py, f.raw_agent)?;
-        let [machine, proxy, certainty, rules_version, signals] = self.tag(py, info, f)?;
+        let (info, user_agent, client, device, plain) = self.agent(py, f.raw_agent)?;
+        let [machine, proxy, certainty, rules_version, signals] = self.tag(py, info, plain, f)?;
         let args = [
             str_obj(f.rid),
             f.ts_ms.into_pyobject(py)?.into_any().unbind(),
@@ -877,8 +983,8 @@ impl Builder {
             (true, Some(net)) => Cow::Owned(format!("{net}.0")),
             _ => Cow::Owned(self.ip_fn.call1(py, (f.ip,))?.extract(py)?),
         };
-        let (info, _, _, _, _) = self.agent(py, f.raw_agent)?;
-        let [machine, proxy, certainty, rules_version, signals] = self.tag(py, info, f)?;
+        let (info, _, _, _, plain) = self.agent(py, f.raw_agent)?;
+        let [machine, proxy, certainty, rules_version, signals] = self.tag(py, info, plain, f)?;
         let machine: Option<String> = machine.extract(py)?;
         let (proxy, certainty, rules_version, signals): (String, String, String, String) = (
             proxy.extract(py)?,
@@ -995,6 +1101,17 @@ impl StandardCore {
     fn set_countable(&mut self, methods: Vec<String>, statuses: Vec<i64>) {
         self.b.hit_methods = methods;
         self.b.hit_statuses = statuses;
+    }
+
+    /// The classifier's person case decided by the core (`Fast`).
+    fn set_fast_path(
+        &mut self,
+        py: Python<'_>,
+        v4_keys: Py<PySet>,
+        asns: Py<PySet>,
+        rules_version: PyObject,
+    ) {
+        self.b.set_fast_path(py, v4_keys, asns, rules_version);
     }
 
     /// `parse_many` for the column emitter: `(codes, next)` for `lines[start:]`, one code per
@@ -1265,6 +1382,17 @@ impl RealtimeCore {
             kpl_magic,
             ranges: Vec::new(),
         })
+    }
+
+    /// The classifier's person case decided by the core (`Fast`).
+    fn set_fast_path(
+        &mut self,
+        py: Python<'_>,
+        v4_keys: Py<PySet>,
+        asns: Py<PySet>,
+        rules_version: PyObject,
+    ) {
+        self.b.set_fast_path(py, v4_keys, asns, rules_version);
     }
 
     /// One record's bytes (`RealtimeDecoder.decode`).

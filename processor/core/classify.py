@@ -180,13 +180,26 @@ class Classifier:
         self._referer_rule: Callable[[str], tuple[str, str] | None] = lru_cache(maxsize=4096)(
             _referer_lookup
         )
-        self._human: dict[str, Tag] = {}
+        self._human: dict[tuple[str, str], Tag] = {}
+        # What the native core may decide without asking (``fast_path``): a plain agent's GET
+        # from an IPv4 address outside these /16s and an AS outside these is a person. Updated in
+        # place by ``reload`` so a core holding them sees new lists at once.
+        self.fast_v4: set[int] = set()
+        self.fast_asns: set[str] = set()
+        self._fill_fast_path()
+
+    def _fill_fast_path(self) -> None:
+        self.fast_v4.clear()
+        self.fast_v4.update(self.networks.v4_keys)
+        self.fast_asns.clear()
+        self.fast_asns.update(self.networks.asns | MICROSOFT_ASNS)
 
     def reload(self, data_dir: Path | None) -> None:
         """Use the lists now in ``data_dir`` (after ``opens data update``): decoders that hold
         this classifier pick them up with their next hit."""
         self.networks = NetworkIndex.load(data_dir)
         self._net_ip = lru_cache(maxsize=65_536)(self.networks.lookup_ip)
+        self._fill_fast_path()
         if callable(self._egress_source) or self._egress_source is None:
             self._egress = None
         self._apple_ip = lru_cache(maxsize=65_536)(self._in_apple)
@@ -217,16 +230,20 @@ class Classifier:
         asn: str = "",
         prefetch: bool = False,
     ) -> Tag:
-        """The ``Tag`` of one request. Hot path: the common person costs two dict probes."""
+        """The ``Tag`` of one request. Hot path: the common person costs a few probes."""
+        if info.rule is None and method != "HEAD" and not referer and not prefetch:
+            net = self._net_ip(ip) if ip else ""
+            if not net and asn not in self.fast_asns and (not asn or asn.isdigit()):
+                key = (info.proxy, asn)
+                found = self._human.get(key)
+                if found is None:
+                    signals = "as" + asn if asn else ""
+                    found = self._human[key] = (None, info.proxy, "", RULES_VERSION, signals)
+                return found
         net = self.network(ip, asn)
         if info.rule == NEEDS_APPLE_IP and self._apple_ip(ip):
             net = net or "apple"
         machine, proxy, certainty, _ = self.decide(info, method, net, asn, referer, prefetch)
-        if machine is None and not net and not asn and not prefetch:
-            found = self._human.get(proxy)
-            if found is None:
-                found = self._human[proxy] = (None, proxy, "", RULES_VERSION, "")
-            return found
         return (machine, proxy, certainty, RULES_VERSION, signals_text(asn, net, prefetch))
 
     def decide(

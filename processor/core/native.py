@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from processor.core.builder import HitBuilder
-from processor.core.classify import Classifier
+from processor.core.classify import RULES_VERSION, Classifier
 from processor.core.clock import EventWindow
 from processor.core.context import DecodeContext
 from processor.core.fields import DEFAULT_REALTIME_FIELDS
@@ -75,6 +75,13 @@ def _builder_args(builder: HitBuilder) -> dict[str, Any]:
         "ip_fn": builder._ip,
         "new_hit": new_hit,
     }
+
+
+def _fast_path(core: Any, builder: HitBuilder) -> None:
+    """Let the core decide the classifier's person case itself (``Classifier.tag``'s fast path,
+    from the classifier's own sets, which ``reload`` updates in place)."""
+    c = builder.classifier
+    core.set_fast_path(c.fast_v4, c.fast_asns, RULES_VERSION)
 
 
 class _Suspect:
@@ -154,6 +161,7 @@ class NativeStandardParser(StandardParser):
         super().__init__(ctx, classifier=classifier)
         self._core = _module().StandardCore(DEFER, **_builder_args(self._builder))
         self._core.set_countable(sorted(HIT_METHODS), sorted(HIT_STATUSES))
+        _fast_path(self._core, self._builder)
         self._pushed: StandardLayout | None = None
         self._push()
         self.suspect = _Suspect(self.ctx)
@@ -287,6 +295,7 @@ class NativeRealtimeDecoder(RealtimeDecoder):
             kpl_magic=KPL_MAGIC,
             **_builder_args(self._builder),
         )
+        _fast_path(self._core, self._builder)
         self.suspect = _Suspect(self.ctx)
 
     def decode(self, data: bytes) -> Outcome:

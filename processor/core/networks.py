@@ -142,9 +142,12 @@ class NetworkIndex:
     (``gateway:mimecast``).
     """
 
-    __slots__ = ("_asn", "_v4", "_v6", "lists")
+    __slots__ = ("_asn", "_v4", "_v6", "lists", "v4_keys")
 
     def __init__(self) -> None:
+        # The /16 networks that hold any listed IPv4 prefix: an address outside them is in no
+        # list, decided with one set probe (the native core asks the same set).
+        self.v4_keys: set[int] = set()
         self._v4: list[tuple[int, dict[int, str]]] = []
         self._v6: list[tuple[int, dict[int, str]]] = []
         self._asn: dict[str, str] = {}
@@ -167,6 +170,9 @@ class NetworkIndex:
         for version, plen, net, tag in parsed.prefixes:
             label = f"{base}:{tag}" if tag else base
             (v4 if version == 4 else v6).setdefault(plen, {}).setdefault(net, label)
+            if version == 4:
+                start = (net << (32 - plen)) >> 16
+                self.v4_keys.update(range(start, start + (1 << max(0, 16 - plen))))
         for asn, tag in parsed.asns.items():
             self._asn.setdefault(asn, f"{base}:{tag}" if tag else base)
         self._v4 = sorted(v4.items(), reverse=True)
@@ -192,6 +198,8 @@ class NetworkIndex:
         if parsed is None:
             return ""
         version, n = parsed
+        if version == 4 and (n >> 16) not in self.v4_keys:
+            return ""
         bits, table = (32, self._v4) if version == 4 else (128, self._v6)
         longest = (24 if version == 4 else 48) if coarse else bits
         for plen, nets in table:
@@ -201,6 +209,10 @@ class NetworkIndex:
             if label is not None:
                 return label
         return ""
+
+    @property
+    def asns(self) -> frozenset[str]:
+        return frozenset(self._asn)
 
     def lookup_asn(self, asn: str) -> str:
         return self._asn.get(asn.upper().removeprefix("AS"), "") if asn else ""

@@ -192,7 +192,8 @@ def test_data_update_offline_fails_with_one_clear_line(
     result = runner.invoke(app, ["data", "update"])
     assert isinstance(result.exception, OpensError)
     line = result.exception.one_line()
-    assert "cannot download Apple's egress ranges" in line and "\n" not in line
+    assert "no list could be downloaded" in line and "\n" not in line
+    assert "apple-egress: not updated: ConnectError" in result.stderr
     assert not (env / "data" / "apple-egress-ip-ranges.csv").exists()
 
 
@@ -206,7 +207,7 @@ def test_data_update_saves_the_list(
 
     monkeypatch.setattr(httpx, "get", fake_get)
     code, out, _ = _run(app, ["data", "update"])
-    assert code == 0 and b"saved 2 ranges" in out
+    assert code == 0 and b"apple-egress: saved 2 entries" in out
     assert (env / "data" / "apple-egress-ip-ranges.csv").read_text() == body
 
 

@@ -47,7 +47,7 @@ def load(path: Path = CORPUS) -> list[Row]:
         return [Row(**r) for r in csv.DictReader(fh)]
 
 
-def record(row: Row, i: int) -> bytes:
+def record(row: Row, i: int, fields: tuple[str, ...] = FIELDS) -> bytes:
     headers = tuple(
         (name.strip(), value.strip())
         for name, _, value in (h.partition(":") for h in row.headers.split(" | ") if h)
@@ -65,7 +65,7 @@ def record(row: Row, i: int) -> bytes:
         asn=row.asn,
         headers=(("Host", "px.example.com"), ("User-Agent", row.user_agent), *headers),
     )
-    return realtime_record(req, FIELDS)
+    return realtime_record(req, fields)
 
 
 def classify(rows: Iterable[Row], decoder: RealtimeDecoder) -> list[Label]:
