@@ -12,7 +12,7 @@ from processor.core.hit import Hit
 from processor.metrics import Metrics
 from processor.sinks.clickhouse.sink import HIT_COLUMNS, INGEST_TABLE, ClickHouseSink
 
-# `hits` before migration 0013 (no proxy, certainty, rules_version, signals).
+# `hits` before migration 0012 (no proxy, certainty, rules_version, signals).
 OLD_COLUMNS = HIT_COLUMNS[:20]
 
 HOSTILE = ["'; DROP TABLE hits; --", "quote'\"`", "emoji 📬✉️", "x" * 10_000, "tab\tnew\nline"]
@@ -177,7 +177,7 @@ def write(
     columns: tuple[str, ...] = HIT_COLUMNS,
 ) -> None:
     """Through the worker's sink; ``table="hits"`` for a database older than migration 10,
-    ``columns=OLD_COLUMNS`` for one older than 0013."""
+    ``columns=OLD_COLUMNS`` for one older than 0012."""
     if table == "hits":
         columns = OLD_COLUMNS
     sink = ClickHouseSink(lambda: client, db, Metrics(), table=table, columns=columns)

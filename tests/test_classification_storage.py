@@ -1,4 +1,4 @@
-"""Migration 0013 (issue #17): proxy, certainty, rules_version and signals stored; probable
+"""Migration 0012 (issue #17): proxy, certainty, rules_version and signals stored; probable
 machine opens counted apart; upgrading a database with data moves no number."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def summary_probable(client: Any, db: str) -> dict[str, tuple[int, int]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def test_upgrade_to_0013_moves_no_number_and_counts_probable_opens(
+def test_upgrade_to_0012_moves_no_number_and_counts_probable_opens(
     chdb_client: Any, ch_database: str
 ) -> None:
     db = ch_database

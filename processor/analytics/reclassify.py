@@ -18,7 +18,7 @@ change nothing. How, given migration 0011's data model:
 3. **Per-subscriber state.** ``opener_state`` holds min/max aggregates that cannot be undone by
    a new row (a human open turned machine would keep its ``human_key``), so the state of every
    affected (campaign, subscriber) is deleted and rebuilt from their canonical rows, with the
-   expressions of migration 0011's and 0013's views.
+   expressions of migration 0011's and 0012's views.
 4. **Sealed counts.** The days of changed rows are marked changed in ``day_changes`` before and
    after the rewrite (like ``opens forget``), so their seals are not read until sealed again.
 

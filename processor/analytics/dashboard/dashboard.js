@@ -166,7 +166,7 @@ async function renderFreshness() {
 }
 
 // The toggle: probable machine opens count as a person's (campaign_summary's
-// probable_machine_opens and human_unique_opens_with_probable, migration 0013).
+// probable_machine_opens and human_unique_opens_with_probable, migration 0012).
 function lenient(r) {
   if (!$("lenient").checked) return r;
   const human = Number(r.human_unique_opens_with_probable || 0), sends = Number(r.sends || 0);

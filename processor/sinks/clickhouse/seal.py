@@ -46,9 +46,9 @@ SETTINGS do_not_merge_across_partitions_select_final = 1
 """
 
 
-# Before migration 0013 `sealed_counts` has no probable_opens (a sealer of this version on a
+# Before migration 0012 `sealed_counts` has no probable_opens (a sealer of this version on a
 # database not yet migrated, e.g. during a rolling upgrade).
-_SEAL_BEFORE_0013 = (
+_SEAL_BEFORE_0012 = (
     _SEAL.replace(", probable_opens)", ")")
     .replace(
         ",\n    countIf(signature != 'invalid' AND machine != '' AND certainty = 'probable') AS "
@@ -65,7 +65,7 @@ def _seal_sql(client: Any, database: str) -> str:
         "AND table = 'sealed_counts' AND name = 'probable_opens'",
         parameters={"db": database},
     )
-    return _SEAL if int(has) else _SEAL_BEFORE_0013
+    return _SEAL if int(has) else _SEAL_BEFORE_0012
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ INSERT_SETTINGS: dict[str, Any] = {
 # Where every writer inserts hits: the suppression list is applied there (migration 0010).
 INGEST_TABLE = "hits_ingest"
 
-# The first 20 are `hits`' columns up to migration 0012; 0013 added the last four.
+# The first 20 are `hits`' columns up to migration 0011; 0012 added the last four.
 HIT_COLUMNS: tuple[str, ...] = (
     "request_id",
     "ts",
@@ -127,7 +127,7 @@ class ClickHouseSink:
         columns: Sequence[str] = HIT_COLUMNS,
     ) -> None:
         self._connect = connect
-        # ``columns``: a subset of HIT_COLUMNS, for a database older than migration 0013 (tests).
+        # ``columns``: a subset of HIT_COLUMNS, for a database older than migration 0012 (tests).
         self._keep = [i for i, name in enumerate(HIT_COLUMNS) if name in columns]
         self._columns = [HIT_COLUMNS[i] for i in self._keep]
         self._client: Any = None
